@@ -1,0 +1,27 @@
+# siNET-BM: bone metastases in small intestinal neuroendocrine tumours, a reproducible study.
+# Wiring only: stages live in rules/, helpers in rules/common.smk, logic in sinet_bm/.
+
+
+configfile: "config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/simulate.smk"
+include: "rules/validate.smk"
+include: "rules/endpoints.smk"
+include: "rules/estimate.smk"
+include: "rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        final_outputs(),
+
+
+onstart:
+    print(start_message())
+
+
+onerror:
+    remove_stale_results()

@@ -1,0 +1,81 @@
+from pathlib import Path
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+validate(config, schema="../schemas/config.schema.yaml")
+
+TABLES = ["patients", "imaging", "therapies", "skeletal_events"]
+SYNTHETIC_DIR = Path("resources/synthetic")
+OUT = Path(config["out_dir"])
+
+
+def out(path):
+    """Every output lives below out_dir."""
+    return str(OUT / path)
+
+
+def log(name):
+    return out(f"logs/{name}.log")
+
+
+def bench(name):
+    return out(f"benchmarks/{name}.tsv")
+
+
+def package(*modules):
+    """Package modules a rule runs, as inputs: editing one reruns the rule and what follows."""
+    return [f"sinet_bm/{module}.py" for module in modules]
+
+
+def raw_dir():
+    return Path(config["raw_dir"]) if config["raw_dir"] else SYNTHETIC_DIR
+
+
+def raw_exports(wildcards):
+    """The export files validation reads; missing ones are reported by validation itself."""
+    if not config["raw_dir"]:
+        return {f"{table}_csv": str(SYNTHETIC_DIR / f"{table}.csv") for table in TABLES}
+    found = {}
+    for table in TABLES:
+        for extension in ("csv", "xlsx"):
+            path = raw_dir() / f"{table}.{extension}"
+            if path.is_file():
+                found[f"{table}_{extension}"] = str(path)
+    return found
+
+
+def synthetic_design():
+    return {key: value for key, value in config["synthetic"].items() if key != "seed"}
+
+
+def final_outputs():
+    return [
+        out("estimates.csv"),
+        out("tables/table1.csv"),
+        out("figures/km_os_bm.svg"),
+        out("report/report.html"),
+    ]
+
+
+def start_message():
+    source = config["raw_dir"] or f"the built-in SYNTHETIC cohort ({SYNTHETIC_DIR})"
+    return f"siNET-BM: analysing {source}; results in {OUT}/"
+
+
+def remove_stale_results():
+    """A failed run must not leave results that could pass for this run's."""
+    removed = []
+    for rule in workflow.rules:
+        if rule.name == "simulate":
+            continue
+        for path in map(Path, rule.output):
+            if path.is_file():
+                path.unlink()
+                removed.append(str(path))
+    if removed:
+        print(f"siNET-BM: the run failed; removed {len(removed)} earlier result file(s) "
+              f"so that none of them can be mistaken for this run's. Findings of validation, "
+              f"if any, are in {out('validation/issues.csv')}.")

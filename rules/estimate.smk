@@ -1,0 +1,66 @@
+rule estimate_cohort:
+    input:
+        endpoints=rules.derive_endpoints.output.endpoints,
+        code=package("models"),
+    output:
+        estimates=out("estimates/cohort.csv"),
+    params:
+        confidence_level=config["analysis"]["confidence_level"],
+    log:
+        log("estimate_cohort"),
+    benchmark:
+        bench("estimate_cohort")
+    conda:
+        "../envs/estimate.yaml"
+    script:
+        "../scripts/estimate_cohort.py"
+
+
+rule estimate_survival:
+    input:
+        endpoints=rules.derive_endpoints.output.endpoints,
+        code=package("models"),
+    output:
+        estimates=out("estimates/survival.csv"),
+    params:
+        confidence_level=config["analysis"]["confidence_level"],
+    log:
+        log("estimate_survival"),
+    benchmark:
+        bench("estimate_survival")
+    conda:
+        "../envs/estimate.yaml"
+    script:
+        "../scripts/estimate_survival.py"
+
+
+rule collect_estimates:
+    input:
+        parts=[
+            rules.estimate_cohort.output.estimates,
+            rules.estimate_survival.output.estimates,
+        ],
+    output:
+        estimates=out("estimates.csv"),
+    log:
+        log("collect_estimates"),
+    conda:
+        "../envs/estimate.yaml"
+    script:
+        "../scripts/collect_estimates.py"
+
+
+rule baseline_table:
+    input:
+        endpoints=rules.derive_endpoints.output.endpoints,
+        code=package("models"),
+    output:
+        table=out("tables/table1.csv"),
+    log:
+        log("baseline_table"),
+    benchmark:
+        bench("baseline_table")
+    conda:
+        "../envs/estimate.yaml"
+    script:
+        "../scripts/baseline_table.py"

@@ -1,0 +1,30 @@
+rule validate_exports:
+    input:
+        unpack(raw_exports),
+        schemas=expand("schemas/{table}.yaml", table=TABLES),
+        code=package("ingest"),
+    output:
+        patients=out("validated/patients.parquet"),
+        imaging=out("validated/imaging.parquet"),
+        therapies=out("validated/therapies.parquet"),
+        skeletal_events=out("validated/skeletal_events.parquet"),
+        summary=out("validated/summary.json"),
+    log:
+        # The findings are a log so that they survive a failed validation.
+        issues=out("validation/issues.csv"),
+        log=log("validate_exports"),
+    params:
+        raw_dir=str(raw_dir()),
+        schema_dir="schemas",
+        raw_format=config["raw_format"],
+        columns=config["columns"],
+        values=config["values"],
+        ignore_columns=config["ignore_columns"],
+        definitions=config["definitions"],
+        strict=config["strict"],
+    benchmark:
+        bench("validate_exports")
+    conda:
+        "../envs/validate.yaml"
+    script:
+        "../scripts/validate_exports.py"

@@ -1,0 +1,14 @@
+"""Snakemake adapter: one row per patient with every derived endpoint."""
+
+import sys
+
+import pandas as pd
+
+from sinet_bm.endpoints import derive_endpoints, rules_from_config
+from sinet_bm.ingest import TABLES
+
+sys.stderr = open(snakemake.log[0], "w")
+
+tables = {table: pd.read_parquet(snakemake.input[table]) for table in TABLES}
+endpoints = derive_endpoints(tables, rules_from_config(snakemake.params.definitions))
+endpoints.to_parquet(snakemake.output.endpoints, index=False)

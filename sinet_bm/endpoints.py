@@ -1,0 +1,187 @@
+"""One row per patient with every endpoint of DATA_CONTRACT.md section 2.
+
+All derivations are vectorised group-bys over the child tables (no per-patient Python), so
+that a registry export of a million patients takes seconds. Times are in months of
+`days_per_month` days, counted from whole calendar days.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from sinet_bm.ingest import derive_grade, first_positive_exam
+
+
+@dataclass(frozen=True)
+class EndpointRules:
+    study_start: pd.Timestamp
+    study_end: pd.Timestamp
+    min_age_years: float
+    days_per_month: float
+    days_per_year: float
+    ki67_g1_below: float
+    ki67_g2_max: float
+    antiresorptive_therapies: tuple[str, ...]
+
+
+def rules_from_config(definitions: Mapping[str, Any]) -> EndpointRules:
+    return EndpointRules(
+        study_start=pd.Timestamp(definitions["study_start"]),
+        study_end=pd.Timestamp(definitions["study_end"]),
+        min_age_years=float(definitions["min_age_years"]),
+        days_per_month=float(definitions["days_per_month"]),
+        days_per_year=float(definitions["days_per_year"]),
+        ki67_g1_below=float(definitions["ki67_g1_below"]),
+        ki67_g2_max=float(definitions["ki67_g2_max"]),
+        antiresorptive_therapies=tuple(definitions["antiresorptive_therapies"]),
+    )
+
+
+def days(later: pd.Series, earlier: pd.Series) -> pd.Series:
+    return (later - earlier).dt.days.astype("float64")
+
+
+def eligibility(patients: pd.DataFrame, rules: EndpointRules) -> pd.DataFrame:
+    """Age at diagnosis and the first failing inclusion criterion (period, then age)."""
+    age_years = days(patients["diagnosis_date"], patients["birth_date"]) / rules.days_per_year
+    in_period = patients["diagnosis_date"].between(rules.study_start, rules.study_end)
+    reason = np.select(
+        [~in_period, age_years < rules.min_age_years], ["study_period", "age"], default=""
+    )
+    return pd.DataFrame(
+        {"age_years": age_years, "exclusion_reason": reason, "eligible": reason == ""},
+        index=patients.index,
+    )
+
+
+def tumour_grade(patients: pd.DataFrame, rules: EndpointRules) -> pd.DataFrame:
+    """The given grade wins; Ki-67 fills in only where the grade is missing."""
+    derived = derive_grade(patients["ki67_percent"], rules)
+    given = patients["grade"].astype(object)
+    grade = given.where(given.notna(), derived)
+    source = np.select([given.notna(), derived.notna()], ["given", "ki67"], default="missing")
+    return pd.DataFrame({"grade": grade, "grade_source": source}, index=patients.index)
+
+
+def bone_findings(imaging: pd.DataFrame, rules: EndpointRules) -> pd.DataFrame:
+    """BM date, SSTR-only detection, time to morphologic visibility and BM type per patient."""
+    bm_date = first_positive_exam(imaging).rename("bm_date")
+    morphologic = imaging.loc[imaging["bone_morphologic"].fillna(False).astype(bool)]
+    first_morphologic = morphologic.groupby("patient_id")["exam_date"].min()
+    last_exam = imaging.groupby("patient_id")["exam_date"].max()
+    out = pd.DataFrame({"bm_date": bm_date})
+    out["first_morphologic_date"] = first_morphologic.reindex(out.index)
+    out["last_exam_date"] = last_exam.reindex(out.index)
+    out["sstr_only"] = ~(out["first_morphologic_date"] <= out["bm_date"])
+    visible = out["first_morphologic_date"].notna()
+    until = out["first_morphologic_date"].where(visible, out["last_exam_date"])
+    out["months_to_morphologic"] = (days(until, out["bm_date"]) / rules.days_per_month).where(
+        out["sstr_only"]
+    )
+    out["morphologic_visible"] = visible.where(out["sstr_only"])
+    out["bm_type"] = bm_type(morphologic, first_morphologic).reindex(out.index).fillna("unknown")
+    return out.drop(columns=["last_exam_date"])
+
+
+def bm_type(morphologic: pd.DataFrame, first_morphologic: pd.Series) -> pd.Series:
+    """Lesion type at the first morphologic exam; different types on that date make `mixed`."""
+    first = morphologic["patient_id"].map(first_morphologic)
+    on_first_date = morphologic.loc[morphologic["exam_date"] == first]
+    types = on_first_date.groupby("patient_id")["lesion_type"].agg(["nunique", "first"])
+    return types["first"].astype(object).where(types["nunique"] == 1, "mixed")
+
+
+def skeletal_events(events: pd.DataFrame, bm_date: pd.Series) -> pd.DataFrame:
+    """SREs on or after the BM date count; earlier ones (and those without BM) are left out."""
+    own_bm = events["patient_id"].map(bm_date)
+    counted = events["event_date"] >= own_bm
+    by_patient = events.assign(counted=counted, left_out=~counted).groupby("patient_id")
+    first_sre = events.loc[counted].groupby("patient_id")["event_date"].min()
+    out = by_patient[["counted", "left_out"]].sum().astype(int)
+    out.columns = ["n_sre", "n_sre_left_out"]
+    out["first_sre_date"] = first_sre.reindex(out.index)
+    return out
+
+
+def antiresorptive(therapies: pd.DataFrame, rules: EndpointRules) -> pd.Series:
+    """First start of any antiresorptive episode, whatever its date."""
+    episodes = therapies.loc[therapies["therapy"].isin(rules.antiresorptive_therapies)]
+    return episodes.groupby("patient_id")["start_date"].min().rename("antiresorptive_start")
+
+
+def derive_endpoints(tables: Mapping[str, pd.DataFrame], rules: EndpointRules) -> pd.DataFrame:
+    patients = tables["patients"]
+    out = pd.DataFrame(
+        {
+            "patient_id": patients["patient_id"].astype(str),
+            "sex": patients["sex"].astype(str),
+            "male": patients["sex"].astype(str) == "male",
+            "diagnosis_date": patients["diagnosis_date"],
+            "primary_site": patients["primary_site"].astype(str),
+            "uicc_stage": patients["uicc_stage"].astype(str),
+            "stage_iv": patients["uicc_stage"].astype(str) == "IV",
+            "ki67_percent": patients["ki67_percent"],
+            "functioning": patients["functioning"].astype(bool),
+        }
+    )
+    out = out.join(eligibility(patients, rules)).join(tumour_grade(patients, rules))
+    ids = pd.Index(out["patient_id"])
+    bone = bone_findings(tables["imaging"], rules).reindex(ids)
+    bone["bm"] = bone["bm_date"].notna()
+    sre = skeletal_events(tables["skeletal_events"], bone["bm_date"]).reindex(ids)
+    start = antiresorptive(tables["therapies"], rules).reindex(ids)
+    joined = pd.concat([bone, sre, start], axis=1).reset_index(drop=True)
+    out = pd.concat([out.reset_index(drop=True), joined], axis=1)
+    out["sstr_only"] = out["sstr_only"].astype("boolean").fillna(False).astype(bool)
+    out["morphologic_visible"] = out["morphologic_visible"].astype("boolean")
+    out[["n_sre", "n_sre_left_out"]] = out[["n_sre", "n_sre_left_out"]].fillna(0).astype(int)
+    out["sre"] = out["n_sre"] > 0
+    out["antiresorptive"] = out["antiresorptive_start"].notna()
+    out["dead"] = patients["vital_status"].astype(str).to_numpy() == "dead"
+    followup = patients["last_followup_date"].reset_index(drop=True)
+    out["last_followup_date"] = followup
+    out["os_months"] = days(followup, out["diagnosis_date"]) / rules.days_per_month
+    out["bm_months"] = days(out["bm_date"], out["diagnosis_date"]) / rules.days_per_month
+    out["population_bm"] = out["eligible"] & out["stage_iv"] & out["bm"]
+    return out[ENDPOINT_COLUMNS]
+
+
+ENDPOINT_COLUMNS = [
+    "patient_id",
+    "eligible",
+    "exclusion_reason",
+    "sex",
+    "male",
+    "age_years",
+    "diagnosis_date",
+    "primary_site",
+    "uicc_stage",
+    "stage_iv",
+    "ki67_percent",
+    "grade",
+    "grade_source",
+    "functioning",
+    "bm",
+    "population_bm",
+    "bm_date",
+    "bm_months",
+    "sstr_only",
+    "first_morphologic_date",
+    "months_to_morphologic",
+    "morphologic_visible",
+    "bm_type",
+    "antiresorptive",
+    "antiresorptive_start",
+    "sre",
+    "n_sre",
+    "n_sre_left_out",
+    "first_sre_date",
+    "dead",
+    "last_followup_date",
+    "os_months",
+]

@@ -1,0 +1,102 @@
+"""Endpoint derivation on tests/data/tiny, whose answers were worked out by hand.
+
+P01 SSTR-only, visible a year later; P02 uptake and lesion on the same exam; P03 SSTR-only,
+never visible, with an SRE before its BM; P04 two lesion types on one date; P05 stage IV
+without BM; P06 metachronous BM in stage III; P07-P09 excluded (period, age on the 18th
+birthday, period after the end).
+"""
+
+import pandas as pd
+import pytest
+
+from sinet_bm.endpoints import derive_endpoints, rules_from_config
+
+MONTH = 30.4375
+
+
+@pytest.fixture(scope="module")
+def endpoints(tiny, config) -> pd.DataFrame:
+    frame = derive_endpoints(tiny.tables, rules_from_config(config["definitions"]))
+    return frame.set_index("patient_id")
+
+
+def test_tiny_export_has_one_warning_only(tiny):
+    assert not tiny.has_errors
+    assert tiny.findings[["severity", "file", "line", "column", "check"]].values.tolist() == [
+        ["warning", "skeletal_events.csv", 3, "event_date", "sre_before_bm"]
+    ]
+
+
+def test_eligibility_first_failing_reason(endpoints):
+    assert endpoints["exclusion_reason"].to_dict() == {
+        "P01": "", "P02": "", "P03": "", "P04": "", "P05": "", "P06": "",
+        "P07": "study_period", "P08": "age", "P09": "study_period",
+    }  # fmt: skip
+
+
+def test_eighteenth_birthday_is_not_eighteen(endpoints):
+    assert endpoints.at["P08", "age_years"] == pytest.approx(6574 / 365.25)
+    assert endpoints.at["P08", "age_years"] < 18
+
+
+def test_bm_date_is_first_positive_exam(endpoints):
+    expected = {"P01": "2010-01-20", "P02": "2012-06-05", "P03": "2016-03-01",
+                "P04": "2018-02-10", "P06": "2011-01-01"}  # fmt: skip
+    bm = endpoints[endpoints["bm"]]
+    assert bm["bm_date"].dt.strftime("%Y-%m-%d").to_dict() == expected
+    assert not endpoints.loc[["P05", "P07", "P08", "P09"], "bm"].any()
+
+
+def test_population_bm_excludes_metachronous_stage_iii(endpoints):
+    assert endpoints.index[endpoints["population_bm"]].tolist() == ["P01", "P02", "P03", "P04"]
+
+
+def test_sstr_only_versus_morphologic_on_the_same_day(endpoints):
+    assert endpoints.loc[["P01", "P02", "P03", "P04", "P06"], "sstr_only"].tolist() == [
+        True, False, True, False, False
+    ]  # fmt: skip
+
+
+def test_months_to_morphologic(endpoints):
+    # P01: 2010-01-20 -> 2011-01-20 = 365 days, visible.
+    assert endpoints.at["P01", "months_to_morphologic"] == pytest.approx(365 / MONTH)
+    assert bool(endpoints.at["P01", "morphologic_visible"]) is True
+    # P03 never visible: censored at its last exam (MRI 2017-03-01), 365 days after BM.
+    assert endpoints.at["P03", "months_to_morphologic"] == pytest.approx(365 / MONTH)
+    assert bool(endpoints.at["P03", "morphologic_visible"]) is False
+    assert endpoints.loc[["P02", "P04"], "months_to_morphologic"].isna().all()
+
+
+def test_bm_type(endpoints):
+    assert endpoints.loc[["P01", "P02", "P03", "P04", "P06"], "bm_type"].tolist() == [
+        "osteoblastic", "osteolytic", "unknown", "mixed", "mixed"
+    ]  # fmt: skip
+    assert endpoints.loc[["P05"], "bm_type"].isna().all()
+
+
+def test_sre_counts_only_on_or_after_bm(endpoints):
+    assert endpoints.loc[["P01", "P02", "P03", "P04"], "sre"].tolist() == [
+        False, True, False, True
+    ]  # fmt: skip
+    assert endpoints.at["P03", "n_sre_left_out"] == 1
+    assert endpoints.at["P04", "n_sre"] == 2
+
+
+def test_antiresorptive_whatever_its_date(endpoints):
+    assert endpoints.index[endpoints["antiresorptive"]].tolist() == ["P01", "P05"]
+
+
+def test_grade_given_wins_and_ki67_fills_in(endpoints):
+    assert endpoints.loc[["P01", "P02", "P03", "P05", "P06"], "grade"].tolist() == [
+        "G1", "G2", "G3", None, "G3"
+    ]  # fmt: skip
+    assert endpoints.at["P02", "grade_source"] == "ki67"
+    assert endpoints.at["P05", "grade_source"] == "missing"
+
+
+def test_overall_survival(endpoints):
+    # P01 dead 2010-01-15 -> 2015-01-15 = 1826 days; P02 alive 2012-06-01 -> 2020-06-01 = 2922.
+    assert endpoints.at["P01", "os_months"] == pytest.approx(1826 / MONTH)
+    assert bool(endpoints.at["P01", "dead"]) is True
+    assert endpoints.at["P02", "os_months"] == pytest.approx(2922 / MONTH)
+    assert bool(endpoints.at["P02", "dead"]) is False

@@ -26,8 +26,12 @@ def bench(name):
 
 
 def package(*modules):
-    """Package modules a rule runs, as inputs: editing one reruns the rule and what follows."""
+    """Package modules a step runs, as inputs, so that editing one reruns what depends on it."""
     return [f"sinet_bm/{module}.py" for module in modules]
+
+
+def schema_dir(wildcards, input):
+    return str(Path(input.schemas[0]).parent)
 
 
 def raw_dir():
@@ -48,7 +52,10 @@ def raw_exports(wildcards):
 
 
 def synthetic_design():
-    return {key: value for key, value in config["synthetic"].items() if key != "seed"}
+    """Simulation knobs; the study period and cutoff are the ones the analysis uses."""
+    design = {key: value for key, value in config["synthetic"].items() if key != "seed"}
+    dates = ("study_start", "study_end", "data_cutoff")
+    return design | {key: config["definitions"][key] for key in dates}
 
 
 def final_outputs():
@@ -68,14 +75,16 @@ def start_message():
 def remove_stale_results():
     """A failed run must not leave results that could pass for this run's."""
     removed = []
-    for rule in workflow.rules:
-        if rule.name == "simulate":
+    for step in workflow.rules:
+        if step.name == "simulate":
             continue
-        for path in map(Path, rule.output):
+        for path in map(Path, step.output):
             if path.is_file():
                 path.unlink()
                 removed.append(str(path))
     if removed:
-        print(f"siNET-BM: the run failed; removed {len(removed)} earlier result file(s) "
-              f"so that none of them can be mistaken for this run's. Findings of validation, "
-              f"if any, are in {out('validation/issues.csv')}.")
+        print(
+            f"siNET-BM: the run failed; removed {len(removed)} earlier result file(s) "
+            f"so that none of them can be mistaken for this run's. Findings of validation, "
+            f"if any, are in {out('validation/issues.csv')}."
+        )

@@ -4,16 +4,16 @@ rule derive_endpoints:
         imaging=rules.validate_exports.output.imaging,
         therapies=rules.validate_exports.output.therapies,
         skeletal_events=rules.validate_exports.output.skeletal_events,
-        code=package("endpoints"),
+        code=package("endpoints", "ingest"),
     output:
         endpoints=out("endpoints/patients.parquet"),
-    params:
-        definitions=config["definitions"],
     log:
         log("derive_endpoints"),
     benchmark:
         bench("derive_endpoints")
     conda:
         "../envs/endpoints.yaml"
+    params:
+        definitions=config["definitions"],
     script:
         "../scripts/derive_endpoints.py"

@@ -4,14 +4,14 @@ rule estimate_cohort:
         code=package("models"),
     output:
         estimates=out("estimates/cohort.csv"),
-    params:
-        confidence_level=config["analysis"]["confidence_level"],
     log:
         log("estimate_cohort"),
     benchmark:
         bench("estimate_cohort")
     conda:
         "../envs/estimate.yaml"
+    params:
+        confidence_level=config["analysis"]["confidence_level"],
     script:
         "../scripts/estimate_cohort.py"
 
@@ -22,14 +22,14 @@ rule estimate_survival:
         code=package("models"),
     output:
         estimates=out("estimates/survival.csv"),
-    params:
-        confidence_level=config["analysis"]["confidence_level"],
     log:
         log("estimate_survival"),
     benchmark:
         bench("estimate_survival")
     conda:
         "../envs/estimate.yaml"
+    params:
+        confidence_level=config["analysis"]["confidence_level"],
     script:
         "../scripts/estimate_survival.py"
 

@@ -5,14 +5,14 @@ rule plot_survival:
     output:
         figure=out("figures/km_os_bm.svg"),
         data=out("figures/km_os_bm.csv"),
-    params:
-        confidence_level=config["analysis"]["confidence_level"],
     log:
         log("plot_survival"),
     benchmark:
         bench("plot_survival")
     conda:
         "../envs/report.yaml"
+    params:
+        confidence_level=config["analysis"]["confidence_level"],
     script:
         "../scripts/plot_survival.py"
 
@@ -28,13 +28,13 @@ rule report:
         code=package("report"),
     output:
         html=out("report/report.html"),
-    params:
-        config=config,
     log:
         log("report"),
     benchmark:
         bench("report")
     conda:
         "../envs/report.yaml"
+    params:
+        config=config,
     script:
         "../scripts/report.py"

@@ -1,20 +1,20 @@
 rule simulate:
+    input:
+        code=package("simulate"),
     output:
         patients=str(SYNTHETIC_DIR / "patients.csv"),
         imaging=str(SYNTHETIC_DIR / "imaging.csv"),
         therapies=str(SYNTHETIC_DIR / "therapies.csv"),
         skeletal_events=str(SYNTHETIC_DIR / "skeletal_events.csv"),
         marker=str(SYNTHETIC_DIR / "SYNTHETIC.txt"),
-    input:
-        code=package("simulate"),
-    params:
-        design=synthetic_design(),
-        seed=config["synthetic"]["seed"],
     log:
         log("simulate"),
     benchmark:
         bench("simulate")
     conda:
         "../envs/simulate.yaml"
+    params:
+        design=synthetic_design(),
+        seed=config["synthetic"]["seed"],
     script:
         "../scripts/simulate.py"

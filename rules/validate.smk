@@ -13,18 +13,18 @@ rule validate_exports:
         # The findings are a log so that they survive a failed validation.
         issues=out("validation/issues.csv"),
         log=log("validate_exports"),
+    benchmark:
+        bench("validate_exports")
+    conda:
+        "../envs/validate.yaml"
     params:
         raw_dir=str(raw_dir()),
-        schema_dir="schemas",
+        schema_dir=schema_dir,
         raw_format=config["raw_format"],
         columns=config["columns"],
         values=config["values"],
         ignore_columns=config["ignore_columns"],
         definitions=config["definitions"],
         strict=config["strict"],
-    benchmark:
-        bench("validate_exports")
-    conda:
-        "../envs/validate.yaml"
     script:
         "../scripts/validate_exports.py"

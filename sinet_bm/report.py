@@ -22,6 +22,14 @@ import seaborn as sns
 
 from sinet_bm.models import kaplan_meier, populations, read_result
 
+TABLE1_LABELS = {
+    "age_years": "Age at diagnosis, years",
+    "ki67_percent": "Ki-67, %",
+    "sex": "Sex",
+    "primary_site": "Primary site",
+    "grade": "Grade (WHO 2019)",
+    "functioning": "Functioning tumour",
+}
 PALETTE = {"BM": "#D55E00", "no BM": "#0072B2"}
 LINESTYLES = {"BM": "-", "no BM": "--"}
 
@@ -240,6 +248,7 @@ def render_report(
         e=by_id,
         estimates=frame.to_dict("records"),
         table1=read_result(table1).to_dict("records"),
+        labels=TABLE1_LABELS,
         reproduction=compare(read_result(published), frame).to_dict("records"),
         validation=summary,
         synthetic=summary["synthetic"],

@@ -1,0 +1,162 @@
+"""Real Snakemake runs of the whole workflow, in a copy of the repository in a temp folder."""
+
+import hashlib
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from sinet_bm.simulate import SyntheticDesign, scaled, simulate_cohort, write_exports
+
+REPO = Path(__file__).resolve().parent.parent
+SNAKEMAKE = Path(sys.executable).parent / "snakemake"
+WORKFLOW_FILES = ["Snakefile", "config.yaml", "rules", "scripts", "schemas", "envs",
+                  "resources/published.csv", "sinet_bm"]  # fmt: skip
+
+CONTRACT_IDS = [
+    "n_exported", "n_excluded_period", "n_excluded_age", "n_eligible", "n_stage_iv",
+    "prop_stage_iv", "n_bm", "prop_bm", "prop_male", "median_age_years", "prop_functioning",
+    "prop_functioning_bm", "test_functioning_bm", "prop_sstr_only",
+    "median_months_to_morphologic", "median_months_to_morphologic_km", "prop_osteoblastic",
+    "prop_osteolytic", "prop_mixed", "median_followup_months", "n_sre", "prop_sre",
+    "prop_sre_osteoblastic", "prop_sre_osteolytic", "prop_sre_mixed", "prop_sre_antiresorptive",
+    "prop_sre_no_antiresorptive", "test_sre_antiresorptive", "median_os_bm", "median_os_no_bm",
+    "test_os_logrank", "hr_os_bm_crude", "hr_os_bm_adjusted", "hr_os_age_adjusted",
+    "hr_os_male_adjusted", "hr_os_g2_adjusted", "hr_os_g3_adjusted", "test_ph_global",
+]  # fmt: skip
+
+
+def copy_workflow(target: Path) -> Path:
+    for name in WORKFLOW_FILES:
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, target / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / name)
+    return target
+
+
+def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(SNAKEMAKE), "--cores", "2", *args],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def digest(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    """A 120-patient simulated export run as a centre would run its own data."""
+    root = tmp_path_factory.mktemp("workflow")
+    workdir = copy_workflow(root / "repo")
+    raw = root / "exports"
+    tables = simulate_cohort(scaled(SyntheticDesign(), 120), seed=5)
+    write_exports(tables, raw)
+    before = digest(raw)
+    result = snakemake(workdir, "--config", f"raw_dir={raw}", "out_dir=out")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return workdir, raw, before, tables
+
+
+def test_run_writes_every_contract_estimate(small_run):
+    workdir, _, _, _ = small_run
+    estimates = pd.read_csv(workdir / "out" / "estimates.csv")
+    assert estimates["estimate"].tolist() == CONTRACT_IDS
+    assert list(estimates.columns) == [
+        "estimate", "population", "n", "value", "ci_lower", "ci_upper", "p_value", "method"
+    ]  # fmt: skip
+
+
+def test_counts_match_the_export_counted_independently(small_run):
+    workdir, raw, _, _ = small_run
+    estimates = pd.read_csv(workdir / "out" / "estimates.csv").set_index("estimate")
+    patients = pd.read_csv(raw / "patients.csv", dtype=str)
+    diagnosis = pd.to_datetime(patients["diagnosis_date"])
+    age = (diagnosis - pd.to_datetime(patients["birth_date"])).dt.days / 365.25
+    eligible = diagnosis.between("2003-01-01", "2023-12-31") & (age >= 18)
+    stage_iv = eligible & (patients["uicc_stage"] == "IV")
+    imaging = pd.read_csv(raw / "imaging.csv", dtype=str)
+    positive = (imaging["bone_sstr_uptake"] == "true") | (imaging["bone_morphologic"] == "true")
+    with_bm = patients["patient_id"].isin(imaging.loc[positive, "patient_id"])
+    assert estimates.at["n_exported", "value"] == len(patients)
+    assert estimates.at["n_eligible", "value"] == eligible.sum()
+    assert estimates.at["n_stage_iv", "value"] == stage_iv.sum()
+    assert estimates.at["n_bm", "value"] == (stage_iv & with_bm).sum()
+
+
+def test_inputs_are_untouched_and_nothing_is_written_outside_out_dir(small_run):
+    workdir, raw, before, _ = small_run
+    assert digest(raw) == before
+    assert sorted(p.name for p in raw.iterdir()) == sorted(before)
+    assert not (workdir / "resources" / "synthetic").exists()
+
+
+def test_report_is_labelled_synthetic_and_shows_estimates(small_run):
+    workdir, _, _, _ = small_run
+    html = (workdir / "out" / "report" / "report.html").read_text()
+    assert "SYNTHETIC DATA" in html
+    assert "Reproduction of the published results" in html
+    assert "<script" not in html
+    assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//|url\(\s*["']?https?:""", html)
+
+
+def test_second_run_does_nothing(small_run):
+    workdir, raw, _, _ = small_run
+    result = snakemake(workdir, "--config", f"raw_dir={raw}", "out_dir=out")
+    assert result.returncode == 0
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_invalid_export_stops_before_analysis_and_removes_stale_results(small_run, tmp_path):
+    workdir, raw, _, _ = small_run
+    broken = tmp_path / "broken"
+    shutil.copytree(raw, broken)
+    patients = (broken / "patients.csv").read_text().splitlines()
+    header = patients[0].split(",")
+    cells = patients[3].split(",")
+    cells[header.index("sex")] = "unknown"
+    patients[3] = ",".join(cells)
+    (broken / "patients.csv").write_text("\n".join(patients) + "\n")
+    before = digest(broken)
+    out = workdir / "out"  # holds the complete results of the valid run
+    result = snakemake(workdir, "--config", f"raw_dir={broken}", "out_dir=out")
+    assert result.returncode != 0
+    issues = pd.read_csv(out / "validation" / "issues.csv")
+    assert issues[["severity", "file", "line", "column", "check"]].values.tolist() == [
+        ["error", "patients.csv", 4, "sex", "category"]
+    ]
+    for stale in ["estimates.csv", "report/report.html", "endpoints/patients.parquet",
+                  "validated/patients.parquet"]:  # fmt: skip
+        assert not (out / stale).exists(), stale
+    assert digest(broken) == before
+
+
+def test_a_tiny_hand_written_export_runs_end_to_end(small_run, tmp_path):
+    """Nine patients, columns in another order: estimates that cannot be computed keep
+    their rows with the reason, and the run still ends with a report."""
+    workdir, _, _, _ = small_run
+    raw = tmp_path / "tiny"
+    shutil.copytree(REPO / "tests" / "data" / "tiny", raw)
+    patients = pd.read_csv(raw / "patients.csv", dtype=str, keep_default_na=False)
+    patients[list(reversed(patients.columns))].to_csv(raw / "patients.csv", index=False)
+    result = snakemake(workdir, "--config", f"raw_dir={raw}", f"out_dir={tmp_path / 'out'}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    estimates = pd.read_csv(tmp_path / "out" / "estimates.csv").set_index("estimate")
+    assert estimates["value"].get("n_eligible") == 6
+    assert estimates.index.tolist() == CONTRACT_IDS
+    empty = estimates[estimates["value"].isna()]
+    assert len(empty) and empty["method"].str.contains("not computable|not reached").all()
+    assert (tmp_path / "out" / "report" / "report.html").is_file()
+    issues = pd.read_csv(tmp_path / "out" / "validation" / "issues.csv")
+    assert issues["check"].tolist() == ["sre_before_bm"]

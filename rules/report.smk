@@ -1,7 +1,7 @@
 rule plot_survival:
     input:
         endpoints=rules.derive_endpoints.output.endpoints,
-        code=package("models", "report"),
+        code=package("models", "figures"),
     output:
         figure=out("figures/km_os_bm.svg"),
         data=out("figures/km_os_bm.csv"),

@@ -2,7 +2,8 @@ rule validate_exports:
     input:
         unpack(raw_exports),
         schemas=expand("schemas/{table}.yaml", table=TABLES),
-        code=package("ingest"),
+        code=package("ingest", "checks", "report"),
+        template="sinet_bm/templates/validation.html",
     output:
         patients=out("validated/patients.parquet"),
         imaging=out("validated/imaging.parquet"),
@@ -12,6 +13,7 @@ rule validate_exports:
     log:
         # The findings are a log so that they survive a failed validation.
         issues=out("validation/issues.csv"),
+        page=out("validation/report.html"),
         log=log("validate_exports"),
     benchmark:
         bench("validate_exports")

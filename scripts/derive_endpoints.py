@@ -4,8 +4,8 @@ import sys
 
 import pandas as pd
 
+from sinet_bm.checks import TABLES
 from sinet_bm.endpoints import derive_endpoints, rules_from_config
-from sinet_bm.ingest import TABLES
 
 sys.stderr = open(snakemake.log[0], "w")
 

@@ -4,7 +4,7 @@ import sys
 
 import pandas as pd
 
-from sinet_bm.report import plot_os_by_bm
+from sinet_bm.figures import plot_os_by_bm
 
 sys.stderr = open(snakemake.log[0], "w")
 

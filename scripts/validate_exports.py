@@ -3,7 +3,8 @@
 import sys
 from pathlib import Path
 
-from sinet_bm import ingest
+from sinet_bm import checks, ingest
+from sinet_bm.report import render_validation_page
 
 sys.stderr = open(snakemake.log.log, "w")
 
@@ -17,10 +18,20 @@ fmt = ingest.format_from_config(
         "ignore_columns": params.ignore_columns,
     }
 )
-rules = ingest.definitions_from_config(params.definitions)
+rules = checks.definitions_from_config(params.definitions)
 result = ingest.validate_folder(raw_dir, Path(params.schema_dir), fmt, rules, strict=params.strict)
-ingest.write_issues(result.findings, Path(snakemake.log.issues))
-print(ingest.terminal_summary(result, snakemake.log.issues), file=sys.__stderr__)
+checks.write_issues(result.findings, Path(snakemake.log.issues))
+page = render_validation_page(
+    checks.sort_findings(result.findings),
+    result.checks,
+    result.rows,
+    raw_dir.name,
+    (raw_dir / ingest.SYNTHETIC_MARKER).is_file(),
+)
+Path(snakemake.log.page).write_text(page, encoding="utf-8")
+print(
+    ingest.terminal_summary(result, snakemake.log.issues, snakemake.log.page), file=sys.__stderr__
+)
 if result.has_errors:
     sys.exit(1)
 ingest.write_tables(result.tables, snakemake.output)

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sinet_bm.ingest import derive_grade, first_positive_exam
+from sinet_bm.checks import derive_grade, first_positive_exam
 
 
 @dataclass(frozen=True)

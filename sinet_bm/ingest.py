@@ -1,35 +1,50 @@
-"""Read the four raw exports, check them against the data contract, keep typed tables.
+"""Read the four raw exports as declared in the config, and validate them in one pass.
 
-Every problem becomes one row of a findings frame (`FINDING_COLUMNS`) instead of an
-exception, so that a data manager sees all of them after one run. Per-column rules live in
-the pandera schemas in `schemas/`; rules between columns and across tables live here, as
-vectorised checks over the typed frames.
+Cells are read as text (pyarrow for CSV, openpyxl for .xlsx), so that a bad cell becomes a
+finding with its line and value instead of a parser exception; types are then parsed
+column by column. Dialects (separator, decimal comma, encoding, date format, sheet, column
+names, category spellings) are declared in the config and never guessed; an undeclared one
+gets a hint in the finding's message.
 """
 
 from __future__ import annotations
 
-import codecs
 import csv
 import hashlib
 import io
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
+import pyarrow as arrow
+import pyarrow.compute as pc
+import pyarrow.csv as arrow_csv
 
-TABLES = ("patients", "imaging", "therapies", "skeletal_events")
-FINDING_COLUMNS = ["severity", "file", "line", "column", "check", "value", "message"]
-KEYS = {
-    "imaging": ["patient_id", "exam_date", "modality"],
-    "skeletal_events": ["patient_id", "event_date", "event_type"],
-}
-CHILD_TABLES = ("imaging", "therapies", "skeletal_events")
+from sinet_bm.checks import (
+    FIRST_DATA_LINE,
+    TABLES,
+    Definitions,
+    catalogue,
+    categories,
+    check_across,
+    check_columns,
+    column_kind,
+    concat_findings,
+    findings_frame,
+    load_schema,
+    no_findings,
+)
+
 SYNTHETIC_MARKER = "SYNTHETIC.txt"
+ENCODINGS = {"utf-8": "utf-8-sig", "cp1252": "cp1252", "latin-1": "latin-1"}
+SIGNATURES = {b"PK\x03\x04": "an Excel or zip file", b"%PDF": "a PDF file",
+              b"\xd0\xcf\x11\xe0": "an old Excel (.xls) file"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -40,8 +55,9 @@ class ExportFormat:
     decimal: str = "."
     encoding: str = "utf-8"
     date_format: str = "%Y-%m-%d"
+    sheet: str | None = None
     columns: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
-    values: Mapping[str, Mapping[str, Mapping[str, str]]] = field(default_factory=dict)
+    values: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(default_factory=dict)
     ignore_columns: Mapping[str, Sequence[str]] = field(default_factory=dict)
 
 
@@ -52,41 +68,22 @@ def format_from_config(config: Mapping[str, Any]) -> ExportFormat:
         decimal=raw_format.get("decimal", "."),
         encoding=raw_format.get("encoding", "utf-8"),
         date_format=raw_format.get("date_format", "%Y-%m-%d"),
+        sheet=raw_format.get("sheet"),
         columns=config.get("columns") or {},
         values=config.get("values") or {},
         ignore_columns=config.get("ignore_columns") or {},
     )
 
 
-@dataclass(frozen=True)
-class Definitions:
-    """The contract's section 2 constants that validation needs (all config values)."""
-
-    data_cutoff: pd.Timestamp
-    days_per_year: float
-    exam_before_diagnosis_warning_days: int
-    ki67_g1_below: float
-    ki67_g2_max: float
-
-
-def definitions_from_config(definitions: Mapping[str, Any]) -> Definitions:
-    return Definitions(
-        data_cutoff=pd.Timestamp(definitions["data_cutoff"]),
-        days_per_year=float(definitions["days_per_year"]),
-        exam_before_diagnosis_warning_days=int(definitions["exam_before_diagnosis_warning_days"]),
-        ki67_g1_below=float(definitions["ki67_g1_below"]),
-        ki67_g2_max=float(definitions["ki67_g2_max"]),
-    )
-
-
 @dataclass
 class Validation:
-    """Typed tables (only meaningful when there are no errors) and every finding."""
+    """Typed tables (meaningful only without errors), every finding, and what was checked."""
 
     tables: dict[str, pd.DataFrame]
     findings: pd.DataFrame
     rows: dict[str, int]
     paths: dict[str, Path]
+    checks: pd.DataFrame
 
     @property
     def has_errors(self) -> bool:
@@ -94,95 +91,7 @@ class Validation:
 
 
 # ---------------------------------------------------------------------------------------
-# schemas
-
-
-def load_schema(schema_dir: Path, table: str) -> pa.DataFrameSchema:
-    return pa.DataFrameSchema.from_yaml(Path(schema_dir, f"{table}.yaml").read_text())
-
-
-def column_kind(column: pa.Column) -> str:
-    """Parsing rule of a contract column, read off its pandera dtype and checks."""
-    dtype = str(column.dtype)
-    if dtype.startswith("datetime64"):
-        return "date"
-    if dtype == "float64":
-        return "number"
-    if dtype == "boolean":
-        return "boolean"
-    if any(check.name == "isin" for check in column.checks):
-        return "category"
-    return "text"
-
-
-def categories(column: pa.Column) -> list[str]:
-    return next(
-        list(check.statistics["allowed_values"]) for check in column.checks if check.name == "isin"
-    )
-
-
-# ---------------------------------------------------------------------------------------
-# findings
-
-
-def findings_frame(
-    file: str,
-    check: str,
-    message: pd.Series | str,
-    *,
-    severity: str = "error",
-    line: pd.Series | None = None,
-    column: str = "",
-    value: pd.Series | str = "",
-) -> pd.DataFrame:
-    """One finding per element of `line` (or one about the whole file when line is None)."""
-    index = line.index if line is not None else pd.RangeIndex(1)
-    frame = pd.DataFrame(
-        {
-            "severity": severity,
-            "file": file,
-            "line": line.astype("Int64") if line is not None else pd.NA,
-            "column": column,
-            "check": check,
-            "value": value,
-            "message": message,
-        },
-        index=index,
-    )
-    frame["line"] = frame["line"].astype("Int64")
-    return frame.reset_index(drop=True)
-
-
-def no_findings() -> pd.DataFrame:
-    frame = pd.DataFrame({name: pd.Series(dtype=object) for name in FINDING_COLUMNS})
-    frame["line"] = frame["line"].astype("Int64")
-    return frame
-
-
-def concat_findings(parts: Sequence[pd.DataFrame]) -> pd.DataFrame:
-    parts = [part for part in parts if len(part)]
-    return pd.concat(parts, ignore_index=True) if parts else no_findings()
-
-
-def neutralise(values: pd.Series) -> pd.Series:
-    """Prefix values that a spreadsheet would run as a formula (CSV injection)."""
-    text = values.fillna("").astype(str)
-    dangerous = text.str.match(r"^[=+\-@\t\r]")
-    return text.where(~dangerous, "'" + text)
-
-
-def write_issues(findings: pd.DataFrame, path: Path) -> None:
-    out = findings.copy()
-    out["value"] = neutralise(out["value"])
-    order = {"error": 0, "warning": 1}
-    out = out.assign(_severity=out["severity"].map(order)).sort_values(
-        ["file", "line", "column", "check", "_severity"], kind="stable", na_position="first"
-    )
-    out[FINDING_COLUMNS].to_csv(path, index=False, lineterminator="\n")
-
-
-# ---------------------------------------------------------------------------------------
-# reading
+# finding the files
 
 
 def find_exports(raw_dir: Path) -> tuple[dict[str, Path], pd.DataFrame]:
@@ -190,8 +99,9 @@ def find_exports(raw_dir: Path) -> tuple[dict[str, Path], pd.DataFrame]:
     found: dict[str, Path] = {}
     problems = []
     for table in TABLES:
-        candidates = [Path(raw_dir, f"{table}.{ext}") for ext in ("csv", "xlsx")]
-        present = [path for path in candidates if path.is_file()]
+        present = [
+            path for path in (raw_dir / f"{table}.csv", raw_dir / f"{table}.xlsx") if path.is_file()
+        ]
         if len(present) > 1:
             problems.append(
                 findings_frame(
@@ -204,9 +114,7 @@ def find_exports(raw_dir: Path) -> tuple[dict[str, Path], pd.DataFrame]:
         elif not present:
             problems.append(
                 findings_frame(
-                    f"{table}.csv",
-                    "file_missing",
-                    f"no {table}.csv or {table}.xlsx in {raw_dir}",
+                    f"{table}.csv", "file_missing", f"no {table}.csv or {table}.xlsx in {raw_dir}"
                 )
             )
         else:
@@ -214,77 +122,233 @@ def find_exports(raw_dir: Path) -> tuple[dict[str, Path], pd.DataFrame]:
     return found, concat_findings(problems)
 
 
-def read_text(path: Path, fmt: ExportFormat) -> tuple[str | None, pd.DataFrame]:
-    encoding = "utf-8-sig" if codecs.lookup(fmt.encoding).name == "utf-8" else fmt.encoding
-    try:
-        return path.read_bytes().decode(encoding), no_findings()
-    except UnicodeDecodeError as error:
-        line = path.read_bytes()[: error.start].count(b"\n") + 1
-        return None, findings_frame(
-            path.name,
-            "encoding",
-            f"the file is not valid {fmt.encoding} text (byte {error.start}, line {line}); "
-            "set raw_format.encoding to the export's encoding (e.g. cp1252)",
-        )
+# ---------------------------------------------------------------------------------------
+# reading cells as text
+
+
+def file_problem(path: Path, check: str, message: str) -> tuple[None, pd.DataFrame]:
+    return None, findings_frame(path.name, check, message)
+
+
+def read_cells(path: Path, fmt: ExportFormat) -> tuple[pd.DataFrame | None, pd.DataFrame]:
+    """Every cell as stripped text (empty = missing); index = data line - FIRST_DATA_LINE."""
+    if path.suffix == ".xlsx":
+        return read_xlsx(path, fmt)
+    return read_csv(path, fmt)
 
 
 def read_csv(path: Path, fmt: ExportFormat) -> tuple[pd.DataFrame | None, pd.DataFrame]:
-    """Every cell as stripped text; empty string = missing. Types come later, cell by cell."""
-    text, problems = read_text(path, fmt)
-    if text is None:
-        return None, problems
+    head = path.read_bytes()[:4096]
+    for signature, kind in SIGNATURES.items():
+        if head.startswith(signature):
+            return file_problem(
+                path, "file_type", f"{path.name} is {kind}, not CSV text; export it as CSV "
+                "(or, for Excel, give it the .xlsx ending)",
+            )  # fmt: skip
+    if not head.strip():
+        return file_problem(path, "empty_file", "the file is empty (no header line)")
+    header, problem = read_header(path, fmt)
+    if problem is not None:
+        return None, problem
+    bad_rows: list[tuple[int | None, str]] = []
+
+    def keep_bad_row(row: Any) -> str:
+        bad_rows.append((row.number, f"{row.actual_columns} fields where the header has "
+                                      f"{row.expected_columns}"))  # fmt: skip
+        return "skip"
+
     try:
-        raw = pd.read_csv(
-            io.StringIO(text),
-            sep=fmt.delimiter,
-            dtype=str,
-            keep_default_na=False,
-            na_filter=False,
-            quoting=csv.QUOTE_MINIMAL,
-            skipinitialspace=False,
-        )
-    except pd.errors.EmptyDataError:
-        return None, findings_frame(path.name, "empty_file", "the file is empty (no header line)")
-    except pd.errors.ParserError as error:
-        return None, findings_frame(
-            path.name, "unreadable", f"the file cannot be read as CSV: {error}"
-        )
-    raw.columns = [str(name).strip() for name in raw.columns]
-    return raw.apply(lambda column: column.str.strip()), no_findings()
+        table = arrow_csv.read_csv(
+            path,
+            read_options=arrow_csv.ReadOptions(encoding=ENCODINGS[fmt.encoding]
+                                               if fmt.encoding != "utf-8" else "utf8"),
+            parse_options=arrow_csv.ParseOptions(
+                delimiter=fmt.delimiter, invalid_row_handler=keep_bad_row
+            ),
+            convert_options=arrow_csv.ConvertOptions(
+                column_types={name: arrow.string() for name in header},
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )  # fmt: skip
+    except (arrow.ArrowInvalid, UnicodeDecodeError) as error:
+        if "UTF8" in str(error) or isinstance(error, UnicodeDecodeError):
+            return None, encoding_problem(path, fmt)
+        return file_problem(path, "unreadable", f"the file cannot be read as CSV: {error}")
+    frame = pd.DataFrame(
+        {name: pc.utf8_trim_whitespace(table.column(i)).to_pandas()
+         for i, name in enumerate(table.column_names)}
+    )  # fmt: skip
+    frame.columns = [name.strip() for name in table.column_names]
+    lines = data_line_index(path, len(frame), [number for number, _ in bad_rows])
+    frame.index = pd.Index(lines - FIRST_DATA_LINE)
+    return frame, bad_row_findings(path, bad_rows)
 
 
-def rename_columns(raw: pd.DataFrame, table: str, fmt: ExportFormat) -> pd.DataFrame:
-    ignored = set(fmt.ignore_columns.get(table, []))
-    kept = raw[[name for name in raw.columns if name not in ignored]]
-    return kept.rename(columns=dict(fmt.columns.get(table, {})))
+def read_header(path: Path, fmt: ExportFormat) -> tuple[list[str], pd.DataFrame | None]:
+    """Column names of line 1, with hints when the declared dialect does not fit."""
+    try:
+        with open(path, encoding=ENCODINGS[fmt.encoding], newline="") as handle:
+            first = handle.readline()
+    except UnicodeDecodeError:
+        return [], encoding_problem(path, fmt)
+    header = next(csv.reader(io.StringIO(first), delimiter=fmt.delimiter), [])
+    names = [name.strip() for name in header]
+    header = [name.rstrip("\r\n") for name in header]
+    if len(names) == 1:
+        for other, label in ((";", "semicolon"), ("\t", "tab"), (",", "comma"), ("|", "pipe")):
+            if other != fmt.delimiter and other in first:
+                return names, findings_frame(
+                    path.name, "delimiter",
+                    f"the file looks {label}-separated; set raw_format.delimiter: "
+                    f"{json.dumps(other)} in the config", line=1,
+                )  # fmt: skip
+        return header, None
+    duplicated = sorted({name for name in names if names.count(name) > 1})
+    if duplicated:
+        return names, findings_frame(
+            path.name, "duplicate_column", f"the header names {', '.join(duplicated)} twice",
+            line=1, column=", ".join(duplicated),
+        )  # fmt: skip
+    return header, None
+
+
+def encoding_problem(path: Path, fmt: ExportFormat) -> pd.DataFrame:
+    data = path.read_bytes()
+    try:
+        data.decode(ENCODINGS[fmt.encoding])
+        where = ""
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        where = f" (byte {error.start}, line {line})"
+    hint = (
+        "set raw_format.encoding: cp1252 (or latin-1) in the config if the export comes from "
+        "Windows"
+        if fmt.encoding == "utf-8"
+        else "check raw_format.encoding"
+    )
+    return findings_frame(
+        path.name, "encoding", f"the file's encoding is not {fmt.encoding}{where}; {hint}"
+    )
+
+
+def data_line_index(path: Path, rows: int, skipped: Sequence[int | None]) -> np.ndarray:
+    """Source line of each data row: pyarrow skips blank and malformed lines, findings must
+    still name the line of the file."""
+    data = path.read_bytes()
+    lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+    if lines == rows + 1 and not skipped:
+        return np.arange(FIRST_DATA_LINE, rows + FIRST_DATA_LINE)
+    buffer = np.frombuffer(data, dtype=np.uint8)
+    breaks = np.flatnonzero(buffer == ord("\n"))
+    starts, ends = np.r_[0, breaks + 1], np.r_[breaks, len(buffer)]
+    if starts[-1] == len(buffer):
+        starts, ends = starts[:-1], ends[:-1]
+    length = ends - starts
+    length -= (length > 0) & (buffer[np.maximum(ends - 1, 0)] == ord("\r"))
+    numbers = np.flatnonzero(length > 0) + 1
+    numbers = numbers[~np.isin(numbers, [n for n in skipped if n is not None])]
+    return numbers[1 : rows + 1]
+
+
+def bad_row_findings(path: Path, bad_rows: list[tuple[int | None, str]]) -> pd.DataFrame:
+    return concat_findings(
+        [
+            findings_frame(path.name, "field_count", f"the line has {text}", line=number)
+            for number, text in bad_rows
+        ]
+    )
+
+
+def read_xlsx(path: Path, fmt: ExportFormat) -> tuple[pd.DataFrame | None, pd.DataFrame]:
+    """First (or the declared) sheet; real date and boolean cells are accepted."""
+    import openpyxl
+    from openpyxl.utils.exceptions import InvalidFileException
+
+    try:
+        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except (InvalidFileException, OSError, KeyError, ValueError) as error:
+        return file_problem(path, "unreadable", f"the file cannot be read as .xlsx: {error}")
+    if fmt.sheet is not None and fmt.sheet not in book.sheetnames:
+        return file_problem(path, "sheet", f"no sheet named {fmt.sheet!r}; the workbook has "
+                            f"{', '.join(book.sheetnames)}")  # fmt: skip
+    sheet = book[fmt.sheet] if fmt.sheet is not None else book.worksheets[0]
+    rows = [
+        tuple(xlsx_text(value, fmt) for value in row) for row in sheet.iter_rows(values_only=True)
+    ]
+    book.close()
+    while rows and not any(rows[-1]):
+        rows.pop()
+    if not rows:
+        return file_problem(path, "empty_file", "the sheet is empty (no header row)")
+    header = [name.strip() for name in rows[0]]
+    width = len(header)
+    while width and not header[width - 1]:
+        width -= 1
+    body = [row[:width] + ("",) * (width - len(row)) for row in rows[1:]]
+    frame = pd.DataFrame(body, columns=header[:width], dtype=object)
+    return frame.apply(lambda column: column.str.strip()), no_findings()
+
+
+def xlsx_text(value: Any, fmt: ExportFormat) -> str:
+    """A cell as the text a CSV export would hold (dates in the declared format)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime | date):
+        return value.strftime(fmt.date_format)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 # ---------------------------------------------------------------------------------------
 # parsing cells
 
 
-def parse_column(cells: pd.Series, kind: str, fmt: ExportFormat) -> tuple[pd.Series, pd.Series]:
+TYPE_NAMES = {"date": "a date", "number": "a number", "boolean": "true or false"}
+
+
+def parse_column(cells: pd.Series, kind: str, fmt: ExportFormat) -> tuple[pd.Series, np.ndarray]:
     """Typed values and a mask of cells that are filled but not of the column's type."""
-    filled = cells != ""
+    filled = (cells != "").to_numpy()
     if kind == "date":
         parsed = pd.to_datetime(cells.where(filled), format=fmt.date_format, errors="coerce")
-        return parsed.astype("datetime64[ns]"), filled & parsed.isna()
+        return parsed.astype("datetime64[ns]"), filled & parsed.isna().to_numpy()
     if kind == "number":
         text = cells.str.replace(fmt.decimal, ".", regex=False) if fmt.decimal != "." else cells
         parsed = pd.to_numeric(text.where(filled), errors="coerce").astype("float64")
-        return parsed, filled & parsed.isna()
+        return parsed, filled & parsed.isna().to_numpy()
     if kind == "boolean":
         lowered = cells.str.lower()
-        parsed = lowered.map({"true": True, "false": False}).astype("boolean")
-        return parsed, filled & parsed.isna()
-    return cells.where(filled, None).astype(object), pd.Series(False, index=cells.index)
+        is_true, is_false = (lowered == "true").to_numpy(), (lowered == "false").to_numpy()
+        parsed = pd.arrays.BooleanArray(is_true, ~(is_true | is_false))
+        return pd.Series(parsed, index=cells.index), filled & ~(is_true | is_false)
+    return cells.where(filled, None).astype(object), np.zeros(len(cells), dtype=bool)
 
 
-TYPE_HINTS = {
-    "date": "a date",
-    "number": "a number",
-    "boolean": "true or false",
-}
+def type_hint(kind: str, values: pd.Series, fmt: ExportFormat) -> str:
+    """Why a column's cells may not parse: a dialect that the config has not declared."""
+    sample = values.head(50)
+    if kind == "number" and fmt.decimal == "." and sample.str.fullmatch(r"-?\d+,\d+").any():
+        return '; the export seems to use a decimal comma: set raw_format.decimal: ","'
+    if kind == "date" and sample.str.fullmatch(r"\d{1,2}\.\d{1,2}\.\d{4}").any():
+        return '; the export seems to use DD.MM.YYYY: set raw_format.date_format: "%d.%m.%Y"'
+    if kind == "date" and sample.str.fullmatch(r"\d{1,2}/\d{1,2}/\d{4}").any():
+        return '; set raw_format.date_format to the export\'s format (e.g. "%d/%m/%Y")'
+    if kind == "boolean":
+        return "; map other spellings (e.g. ja/nein) under values: in the config"
+    return ""
+
+
+def map_values(cells: pd.Series, mapping: Mapping[str, Any]) -> pd.Series:
+    """Declared spellings (M -> male, ja -> true); booleans in the config become true/false."""
+    text = {str(k): (str(v).lower() if isinstance(v, bool) else str(v)) for k, v in mapping.items()}
+    mapped = cells.copy()
+    for source, target in text.items():
+        mapped = mapped.mask(cells == source, target)
+    return mapped
 
 
 def parse_table(
@@ -296,9 +360,7 @@ def parse_table(
     mistyped = pd.DataFrame(False, index=raw.index, columns=raw.columns)
     mappings = fmt.values.get(table, {})
     for name in raw.columns:
-        cells = raw[name]
-        if name in mappings:
-            cells = cells.replace({str(k): str(v) for k, v in mappings[name].items()})
+        cells = map_values(raw[name], mappings[name]) if name in mappings else raw[name]
         if name not in schema.columns:
             typed[name] = cells
             continue
@@ -306,421 +368,28 @@ def parse_table(
         typed[name], bad = parse_column(cells, kind, fmt)
         mistyped[name] = bad
         if bad.any():
-            expected = TYPE_HINTS[kind]
+            expected = TYPE_NAMES[kind]
             if kind == "date":
                 expected += f" in the format {fmt.date_format}"
+            hint = type_hint(kind, cells[bad], fmt)
+            rows = raw.index[bad]
             problems.append(
                 findings_frame(
-                    file,
-                    "type",
-                    name + " '" + cells[bad] + "' is not " + expected,
-                    line=pd.Series(cells.index[bad] + 2, index=cells.index[bad]),
-                    column=name,
-                    value=cells[bad],
+                    file, "type", name + " '" + raw.loc[rows, name] + "' is not " + expected + hint,
+                    line=pd.Series(rows + FIRST_DATA_LINE, index=rows), column=name,
+                    value=raw.loc[rows, name],
                 )
-            )
+            )  # fmt: skip
     return pd.DataFrame(typed, index=raw.index), concat_findings(problems), mistyped
 
 
-# ---------------------------------------------------------------------------------------
-# per-column rules (pandera)
-
-
-def describe_check(check: str, column: str) -> tuple[str, str, str]:
-    """Contract name of a pandera check, and the text around the value in its message."""
-    if check == "not_nullable":
-        return "required", f"{column} is required but empty", ""
-    if check.startswith("isin("):
-        return "category", f"{column} '", f"' is not one of {check[len('isin(') : -1]}"
-    if check.startswith("in_range("):
-        bounds = check[len("in_range(") : -1].replace(", ", " to ")
-        return "range", f"{column} ", f" is outside {bounds}"
-    if check.startswith("str_matches("):
-        return (
-            "pattern",
-            f"{column} '",
-            (
-                "' is not a valid pseudonym (letters, digits, _ . -; at most 64 characters, "
-                "starting with a letter or digit)"
-            ),
-        )
-    if check == "field_uniqueness":
-        return "unique", f"{column} '", "' occurs more than once"
-    return check, f"{column} '", f"' fails {check}"
-
-
-def check_columns(
-    typed: pd.DataFrame, schema: pa.DataFrameSchema, table: str, file: str, mistyped: pd.DataFrame
-) -> pd.DataFrame:
-    try:
-        schema.validate(typed, lazy=True)
-    except pa.errors.SchemaErrors as errors:
-        return pandera_findings(errors.failure_cases, typed, table, file, mistyped)
-    return no_findings()
-
-
-def pandera_findings(
-    cases: pd.DataFrame, typed: pd.DataFrame, table: str, file: str, mistyped: pd.DataFrame
-) -> pd.DataFrame:
-    """Pandera's failure cases as findings: one per cell, mistyped cells reported once."""
-    parts = [whole_file_findings(cases, file)]
-    cells = cases[cases["index"].notna() & (cases["check"] != "multiple_fields_uniqueness")]
-    for (column, check), group in cells.groupby(["column", "check"], sort=True):
-        rows = group["index"].astype(int).to_numpy()
-        keep = ~mistyped[column].to_numpy()[rows]
-        if check == "field_uniqueness":
-            keep &= typed[column].duplicated(keep="first").to_numpy()[rows]
-        group = group[keep]
-        name, before, after = describe_check(check, column)
-        values = group["failure_case"].map(format_value)
-        parts.append(
-            findings_frame(
-                file,
-                name,
-                before + values + after,
-                line=group["index"].astype(int) + 2,
-                column=column,
-                value=values,
-            )
-        )
-    if (cases["check"] == "multiple_fields_uniqueness").any():
-        parts.append(duplicate_key_findings(typed, table, file))
-    return concat_findings(parts)
-
-
-def whole_file_findings(cases: pd.DataFrame, file: str) -> pd.DataFrame:
-    unknown = cases.loc[cases["check"] == "column_in_schema", "failure_case"].astype(str)
-    missing = cases.loc[cases["check"] == "column_in_dataframe", "failure_case"].astype(str)
-    return concat_findings(
-        [
-            findings_frame(
-                file,
-                "unknown_column",
-                f"column '{name}' is not in the data contract; rename it (columns:) or list it "
-                "under ignore_columns: in the config",
-                column=name,
-                value=name,
-            )
-            for name in unknown
-        ]
-        + [
-            findings_frame(
-                file,
-                "missing_column",
-                f"column {name} is missing from the header (line 1)",
-                column=name,
-            )
-            for name in missing
-        ]
+def category_hint(findings: pd.DataFrame) -> pd.DataFrame:
+    """Point undeclared spellings of a category to the config's values: mapping."""
+    spelled = findings["check"] == "category"
+    findings.loc[spelled, "message"] += (
+        "; if this is the export's spelling, map it under values: in the config"
     )
-
-
-def duplicate_key_findings(typed: pd.DataFrame, table: str, file: str) -> pd.DataFrame:
-    key = KEYS[table]
-    later = typed.duplicated(subset=key, keep="first")
-    text = typed.loc[later, key].astype(str).agg(" / ".join, axis=1)
-    return findings_frame(
-        file,
-        "unique",
-        "(" + ", ".join(key) + ") = (" + text + ") occurs more than once",
-        line=pd.Series(typed.index[later] + 2, index=typed.index[later]),
-        column=", ".join(key),
-        value=text,
-    )
-
-
-def format_value(value: Any) -> str:
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return ""
-    if isinstance(value, pd.Timestamp):
-        return value.strftime("%Y-%m-%d")
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
-# ---------------------------------------------------------------------------------------
-# rules between columns and across tables
-
-
-def rule_findings(
-    table: pd.DataFrame,
-    failed: pd.Series,
-    file: str,
-    column: str,
-    check: str,
-    message: pd.Series,
-    severity: str = "error",
-) -> pd.DataFrame:
-    failed = failed.fillna(False).astype(bool)
-    if not failed.any():
-        return no_findings()
-    values = table.loc[failed, column].map(format_value)
-    return findings_frame(
-        file,
-        check,
-        message[failed],
-        severity=severity,
-        line=pd.Series(table.index[failed] + 2, index=table.index[failed]),
-        column=column,
-        value=values,
-    )
-
-
-def iso(dates: pd.Series) -> pd.Series:
-    return dates.dt.strftime("%Y-%m-%d").fillna("(empty)")
-
-
-def check_patients(patients: pd.DataFrame, file: str, rules: Definitions) -> pd.DataFrame:
-    birth, diagnosis = patients["birth_date"], patients["diagnosis_date"]
-    followup = patients["last_followup_date"]
-    age = (diagnosis - birth).dt.days / rules.days_per_year
-    grade_from_ki67 = derive_grade(patients["ki67_percent"], rules)
-    contradicts = (
-        patients["grade"].notna() & grade_from_ki67.notna() & (patients["grade"] != grade_from_ki67)
-    )
-    cutoff = rules.data_cutoff.strftime("%Y-%m-%d")
-    return concat_findings(
-        [
-            rule_findings(
-                patients,
-                birth >= diagnosis,
-                file,
-                "birth_date",
-                "date_order",
-                "birth_date " + iso(birth) + " is not before diagnosis_date " + iso(diagnosis),
-            ),
-            rule_findings(
-                patients,
-                (birth < diagnosis) & (age > 120),
-                file,
-                "birth_date",
-                "age_range",
-                "age at diagnosis " + age.round(1).astype(str) + " years is more than 120",
-            ),
-            rule_findings(
-                patients,
-                followup < diagnosis,
-                file,
-                "last_followup_date",
-                "date_order",
-                "diagnosis_date "
-                + iso(diagnosis)
-                + " is after last_followup_date "
-                + iso(followup),
-            ),
-            rule_findings(
-                patients,
-                followup > rules.data_cutoff,
-                file,
-                "last_followup_date",
-                "after_cutoff",
-                "last_followup_date " + iso(followup) + f" is after the data cutoff {cutoff}",
-            ),
-            rule_findings(
-                patients,
-                contradicts,
-                file,
-                "grade",
-                "grade_ki67",
-                "grade "
-                + patients["grade"].astype(str)
-                + " contradicts Ki-67 "
-                + patients["ki67_percent"].map(format_value)
-                + "% (→ "
-                + grade_from_ki67.astype(str)
-                + "); the given grade is used",
-                severity="warning",
-            ),
-        ]
-    )
-
-
-def derive_grade(ki67: pd.Series, rules: Definitions | Any) -> pd.Series:
-    """WHO 2019 grade from Ki-67: below g1 → G1, up to g2_max → G2, above → G3."""
-    grade = np.select(
-        [ki67 < rules.ki67_g1_below, ki67 <= rules.ki67_g2_max, ki67 > rules.ki67_g2_max],
-        ["G1", "G2", "G3"],
-        default="",
-    )
-    return pd.Series(grade, index=ki67.index).replace("", None)
-
-
-def patient_dates(patients: pd.DataFrame, child: pd.DataFrame) -> pd.DataFrame:
-    """Each child row's patient dates (NaT where the patient is unknown)."""
-    known = patients.dropna(subset=["patient_id"]).drop_duplicates("patient_id")
-    positions = pd.Index(known["patient_id"]).get_indexer(child["patient_id"])
-    columns = ["diagnosis_date", "last_followup_date"]
-    values = known[columns].reset_index(drop=True).reindex(positions)
-    values.index = child.index
-    values["known"] = positions >= 0
-    return values
-
-
-def check_child(
-    name: str, child: pd.DataFrame, patients: pd.DataFrame, file: str, rules: Definitions
-) -> pd.DataFrame:
-    dates = patient_dates(patients, child)
-    unknown = child["patient_id"].notna() & ~dates["known"]
-    followup, diagnosis = dates["last_followup_date"], dates["diagnosis_date"]
-    parts = [
-        rule_findings(
-            child,
-            unknown,
-            file,
-            "patient_id",
-            "foreign_key",
-            "patient_id '" + child["patient_id"].astype(str) + "' is not in patients",
-        )
-    ]
-    date_column = {
-        "imaging": "exam_date",
-        "therapies": "start_date",
-        "skeletal_events": "event_date",
-    }[name]
-    when = child[date_column]
-    parts.append(
-        rule_findings(
-            child,
-            when > followup,
-            file,
-            date_column,
-            "date_order",
-            date_column + " " + iso(when) + " is after last_followup_date " + iso(followup),
-        )
-    )
-    if name == "imaging":
-        parts += check_imaging(child, diagnosis, file, rules)
-    elif name == "therapies":
-        end = child["end_date"]
-        parts += [
-            rule_findings(
-                child,
-                end < child["start_date"],
-                file,
-                "end_date",
-                "date_order",
-                "end_date " + iso(end) + " is before start_date " + iso(child["start_date"]),
-            ),
-            rule_findings(
-                child,
-                end > followup,
-                file,
-                "end_date",
-                "date_order",
-                "end_date " + iso(end) + " is after last_followup_date " + iso(followup),
-            ),
-        ]
-    else:
-        parts.append(
-            rule_findings(
-                child,
-                when < diagnosis,
-                file,
-                "event_date",
-                "date_order",
-                "event_date " + iso(when) + " is before diagnosis_date " + iso(diagnosis),
-            )
-        )
-    return concat_findings(parts)
-
-
-def check_imaging(
-    imaging: pd.DataFrame, diagnosis: pd.Series, file: str, rules: Definitions
-) -> list[pd.DataFrame]:
-    pet = imaging["modality"] == "sstr_pet_ct"
-    uptake, morphologic = imaging["bone_sstr_uptake"], imaging["bone_morphologic"]
-    lesion = imaging["lesion_type"]
-    early = imaging["exam_date"] < diagnosis - pd.Timedelta(
-        days=rules.exam_before_diagnosis_warning_days
-    )
-    modality = imaging["modality"].astype(str)
-    return [
-        rule_findings(
-            imaging,
-            pet & uptake.isna(),
-            file,
-            "bone_sstr_uptake",
-            "required",
-            pd.Series("bone_sstr_uptake is required for sstr_pet_ct", index=imaging.index),
-        ),
-        rule_findings(
-            imaging,
-            imaging["modality"].isin(["ct", "mri"]) & uptake.notna(),
-            file,
-            "bone_sstr_uptake",
-            "modality_rule",
-            "bone_sstr_uptake must be empty for " + modality + " (SSTR uptake is read only on "
-            "sstr_pet_ct)",
-        ),
-        rule_findings(
-            imaging,
-            morphologic.eq(True) & lesion.isna(),
-            file,
-            "lesion_type",
-            "required",
-            pd.Series("lesion_type is required when bone_morphologic is true", index=imaging.index),
-        ),
-        rule_findings(
-            imaging,
-            morphologic.eq(False) & lesion.notna(),
-            file,
-            "lesion_type",
-            "lesion_type_rule",
-            "lesion_type '" + lesion.astype(str) + "' must be empty when bone_morphologic is false",
-        ),
-        rule_findings(
-            imaging,
-            early,
-            file,
-            "exam_date",
-            "exam_before_diagnosis",
-            "exam_date "
-            + iso(imaging["exam_date"])
-            + " is more than "
-            + str(rules.exam_before_diagnosis_warning_days)
-            + " days before diagnosis_date "
-            + iso(diagnosis),
-            severity="warning",
-        ),
-    ]
-
-
-def first_positive_exam(imaging: pd.DataFrame) -> pd.Series:
-    """Date of each patient's first exam with bone uptake or a morphologic bone lesion."""
-    positive = imaging["bone_sstr_uptake"].fillna(False) | imaging["bone_morphologic"].fillna(False)
-    return imaging.loc[positive.astype(bool)].groupby("patient_id")["exam_date"].min()
-
-
-def check_sre_timing(events: pd.DataFrame, imaging: pd.DataFrame, file: str) -> pd.DataFrame:
-    """SREs before any bone metastasis is seen cannot be BM complications: warn, leave out."""
-    first = events["patient_id"].map(first_positive_exam(imaging))
-    never = first.isna()
-    before = events["event_date"] < first
-    return concat_findings(
-        [
-            rule_findings(
-                events,
-                never,
-                file,
-                "event_date",
-                "sre_without_bm",
-                "skeletal event of a patient who never has positive bone imaging; left out of "
-                "the analysis",
-                severity="warning",
-            ),
-            rule_findings(
-                events,
-                before,
-                file,
-                "event_date",
-                "sre_before_bm",
-                "event_date " + iso(events["event_date"]) + " is before the first positive bone "
-                "imaging " + iso(first) + "; left out of the analysis",
-                severity="warning",
-            ),
-        ]
-    )
+    return findings
 
 
 # ---------------------------------------------------------------------------------------
@@ -729,25 +398,25 @@ def check_sre_timing(events: pd.DataFrame, imaging: pd.DataFrame, file: str) -> 
 
 def read_table(
     table: str, path: Path, schema: pa.DataFrameSchema, fmt: ExportFormat
-) -> tuple[pd.DataFrame | None, pd.DataFrame]:
-    """Typed table (None when the file itself is unusable) and its per-file findings."""
-    raw, problems = read_csv(path, fmt)
+) -> tuple[pd.DataFrame | None, pd.DataFrame | None, pd.DataFrame]:
+    """Typed and raw table (None when the file itself is unusable) and their findings."""
+    raw, problems = read_cells(path, fmt)
     if raw is None:
-        return None, problems
+        return None, None, problems
     if table == "patients" and raw.empty:
-        return None, findings_frame(
-            path.name, "empty_file", "patients has a header but no patient rows"
+        return (
+            None,
+            None,
+            findings_frame(
+                path.name, "empty_file", "patients has a header but no patient rows", line=1
+            ),
         )
-    raw = rename_columns(raw, table, fmt)
+    ignored = set(fmt.ignore_columns.get(table, []))
+    raw = raw[[name for name in raw.columns if name not in ignored]]
+    raw = raw.rename(columns=dict(fmt.columns.get(table, {})))
     typed, type_problems, mistyped = parse_table(raw, table, schema, fmt, path.name)
-    column_problems = check_columns(typed, schema, table, path.name, mistyped)
-    return typed, concat_findings([type_problems, column_problems])
-
-
-def empty_table(schema: pa.DataFrameSchema) -> pd.DataFrame:
-    return pd.DataFrame(
-        {name: pd.Series(dtype=str(column.dtype)) for name, column in schema.columns.items()}
-    )
+    column_problems = category_hint(check_columns(typed, raw, schema, table, path.name, mistyped))
+    return typed, raw, concat_findings([problems, type_problems, column_problems])
 
 
 def validate_exports(
@@ -761,53 +430,48 @@ def validate_exports(
     """Check everything that can be checked, in one pass, and return the typed tables."""
     schemas = {table: load_schema(schema_dir, table) for table in TABLES}
     tables: dict[str, pd.DataFrame] = {}
+    raws: dict[str, pd.DataFrame] = {}
     parts = []
     for table, path in paths.items():
-        typed, problems = read_table(table, path, schemas[table], fmt)
+        typed, raw, problems = read_table(table, path, schemas[table], fmt)
         parts.append(problems)
         if typed is not None:
-            tables[table] = typed
+            tables[table], raws[table] = typed, raw
     files = {table: path.name for table, path in paths.items()}
-    parts.append(check_across(tables, schemas, files, rules))
+    parts.append(check_across(tables, raws, schemas, files, rules))
     findings = concat_findings(parts)
     if strict:
         findings.loc[findings["severity"] == "warning", "severity"] = "error"
-    rows = {table: len(frame) for table, frame in tables.items()}
-    typed_tables = {
-        table: finish_types(tables.get(table, empty_table(schemas[table])), schemas[table])
-        for table in TABLES
-    }
-    return Validation(typed_tables, findings, rows, dict(paths))
+    return Validation(
+        tables={
+            table: finish_types(tables.get(table, empty_table(schemas[table])), schemas[table])
+            for table in TABLES
+        },
+        findings=findings,
+        rows={table: len(frame) for table, frame in tables.items()},
+        paths=dict(paths),
+        checks=catalogue(schemas),
+    )
 
 
-def check_across(
-    tables: Mapping[str, pd.DataFrame],
-    schemas: Mapping[str, pa.DataFrameSchema],
-    files: Mapping[str, str],
-    rules: Definitions,
-) -> pd.DataFrame:
-    """Cross-column and cross-table rules, on the columns that the tables do have."""
-    if "patients" not in tables:
-        return no_findings()
-    complete = {
-        name: frame
-        for name, frame in tables.items()
-        if set(schemas[name].columns).issubset(frame.columns)
-    }
-    if "patients" not in complete:
-        return no_findings()
-    patients = complete["patients"]
-    parts = [check_patients(patients, files["patients"], rules)]
-    for name in CHILD_TABLES:
-        if name in complete:
-            parts.append(check_child(name, complete[name], patients, files[name], rules))
-    if "skeletal_events" in complete and "imaging" in complete:
-        parts.append(
-            check_sre_timing(
-                complete["skeletal_events"], complete["imaging"], files["skeletal_events"]
-            )
-        )
-    return concat_findings(parts)
+def validate_folder(
+    raw_dir: Path, schema_dir: Path, fmt: ExportFormat, rules: Definitions, *, strict: bool
+) -> Validation:
+    """Validate whatever of the four exports the folder holds; a missing one is a finding."""
+    if not Path(raw_dir).is_dir():
+        problem = findings_frame(str(raw_dir), "file_missing", f"raw_dir {raw_dir} is not a folder")
+        schemas = {table: load_schema(schema_dir, table) for table in TABLES}
+        return Validation({}, problem, {}, {}, catalogue(schemas))
+    paths, problems = find_exports(Path(raw_dir))
+    result = validate_exports(paths, schema_dir, fmt, rules, strict=strict)
+    result.findings = concat_findings([problems, result.findings])
+    return result
+
+
+def empty_table(schema: pa.DataFrameSchema) -> pd.DataFrame:
+    return pd.DataFrame(
+        {name: pd.Series(dtype=str(column.dtype)) for name, column in schema.columns.items()}
+    )
 
 
 def finish_types(table: pd.DataFrame, schema: pa.DataFrameSchema) -> pd.DataFrame:
@@ -824,21 +488,8 @@ def finish_types(table: pd.DataFrame, schema: pa.DataFrameSchema) -> pd.DataFram
     return out
 
 
-def validate_folder(
-    raw_dir: Path, schema_dir: Path, fmt: ExportFormat, rules: Definitions, *, strict: bool
-) -> Validation:
-    """Validate whatever of the four exports the folder holds; a missing one is a finding."""
-    if not Path(raw_dir).is_dir():
-        return Validation(
-            {},
-            findings_frame(str(raw_dir), "file_missing", f"raw_dir {raw_dir} is not a folder"),
-            {},
-            {},
-        )
-    paths, problems = find_exports(raw_dir)
-    result = validate_exports(paths, schema_dir, fmt, rules, strict=strict)
-    result.findings = concat_findings([problems, result.findings])
-    return result
+# ---------------------------------------------------------------------------------------
+# what validation leaves behind
 
 
 def sha256(path: Path) -> str:
@@ -854,8 +505,8 @@ def write_tables(tables: Mapping[str, pd.DataFrame], paths: Mapping[str, str]) -
         tables[table].to_parquet(paths[table], index=False)
 
 
-def count_findings(findings: pd.DataFrame) -> dict[str, dict[str, int]]:
-    """Counts by severity, and by file and check, for summaries."""
+def count_findings(findings: pd.DataFrame) -> dict[str, Any]:
+    """Counts by severity, and by severity, file and check, for summaries."""
     by_check = findings.groupby(["severity", "file", "check"]).size()
     return {
         "by_severity": {s: int((findings["severity"] == s).sum()) for s in ("error", "warning")},
@@ -863,28 +514,32 @@ def count_findings(findings: pd.DataFrame) -> dict[str, dict[str, int]]:
     }
 
 
-def write_summary(result: Validation, raw_dir: Path, path: Path) -> None:
-    """What was validated, for the report: file names, hashes, rows and finding counts."""
-    summary = {
-        "source": raw_dir.name,
-        "synthetic": (raw_dir / SYNTHETIC_MARKER).is_file(),
+def summary(result: Validation, raw_dir: Path) -> dict[str, Any]:
+    """What was validated: file names, hashes, rows, checks and finding counts."""
+    return {
+        "source": Path(raw_dir).name,
+        "synthetic": (Path(raw_dir) / SYNTHETIC_MARKER).is_file(),
         "files": {
-            table: {"name": file.name, "sha256": sha256(file), "rows": result.rows.get(table, 0)}
-            for table, file in sorted(result.paths.items())
+            table: {"name": path.name, "sha256": sha256(path), "rows": result.rows.get(table, 0)}
+            for table, path in sorted(result.paths.items())
         },
+        "checks": len(result.checks),
         "findings": count_findings(result.findings),
     }
-    path.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
 
 
-def terminal_summary(result: Validation, issues_path: str) -> str:
+def write_summary(result: Validation, raw_dir: Path, path: Path) -> None:
+    path.write_text(json.dumps(summary(result, raw_dir), indent=2, sort_keys=True) + "\n")
+
+
+def terminal_summary(result: Validation, issues_path: str, page_path: str) -> str:
     counts = count_findings(result.findings)
     errors, warnings = counts["by_severity"]["error"], counts["by_severity"]["warning"]
-    lines = [f"validation: {errors} error(s), {warnings} warning(s); all findings in {issues_path}"]
-    lines += [f"  {n:6d}  {key}" for key, n in sorted(counts["by_check"].items())]
+    lines = [f"validation: {errors} error(s), {warnings} warning(s) from {len(result.checks)} "
+             f"checks on {sum(result.rows.values())} rows"]  # fmt: skip
+    lines += [f"  {n:8d}  {key}" for key, n in sorted(counts["by_check"].items())]
+    lines.append(f"  findings: {issues_path}; readable page: {page_path}")
     if errors:
-        lines.append(
-            "validation failed: fix the errors above in the exports (or declare their "
-            "format in the config) and run again; nothing was analysed."
-        )
+        lines.append("validation failed: nothing was analysed. Fix the errors in the exports (or "
+                     "declare their format in the config) and run again.")  # fmt: skip
     return "\n".join(lines)

@@ -1,4 +1,4 @@
-"""Figures and the HTML study report.
+"""The HTML pages: the study report and the validation findings.
 
 The template only lays numbers out; every number it shows is read from a result file of the
 pipeline (estimates.csv, Table 1, the validation summary). Published values are data
@@ -15,13 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
-import seaborn as sns
 
-from sinet_bm.models import kaplan_meier, populations, read_result
-
+TEMPLATES = Path(__file__).parent / "templates"
 TABLE1_LABELS = {
     "age_years": "Age at diagnosis, years",
     "ki67_percent": "Ki-67, %",
@@ -30,117 +26,11 @@ TABLE1_LABELS = {
     "grade": "Grade (WHO 2019)",
     "functioning": "Functioning tumour",
 }
-PALETTE = {"BM": "#D55E00", "no BM": "#0072B2"}
-LINESTYLES = {"BM": "-", "no BM": "--"}
 
 
-def figure_style() -> None:
-    """One look for every figure; fixed SVG ids and no date so that files are reproducible."""
-    sns.set_theme(context="paper", style="ticks", font="DejaVu Sans")
-    plt.rcParams.update(
-        {
-            "svg.hashsalt": "sinet-bm",
-            "svg.fonttype": "none",
-            "axes.spines.top": False,
-            "axes.spines.right": False,
-            "font.size": 9,
-        }
-    )
-
-
-def km_curve_data(endpoints: pd.DataFrame, level: float) -> pd.DataFrame:
-    """Step-function data of OS by BM status in stage IV, with band and numbers at risk."""
-    stage_iv = populations(endpoints)["stage_iv"]
-    parts = []
-    for label, group in (("BM", stage_iv[stage_iv["bm"]]), ("no BM", stage_iv[~stage_iv["bm"]])):
-        if group.empty:
-            continue
-        km = kaplan_meier(group["os_months"], group["dead"].astype(bool), level, label)
-        table = km.fitter.event_table
-        band = km.fitter.confidence_interval_survival_function_
-        parts.append(
-            pd.DataFrame(
-                {
-                    "group": label,
-                    "months": km.fitter.survival_function_.index.to_numpy(),
-                    "survival": km.fitter.survival_function_.iloc[:, 0].to_numpy(),
-                    "lower": band.iloc[:, 0].to_numpy(),
-                    "upper": band.iloc[:, 1].to_numpy(),
-                    "at_risk": table["at_risk"].to_numpy(),
-                    "deaths": table["observed"].to_numpy(),
-                    "censored": table["censored"].to_numpy(),
-                }
-            )
-        )
-    return pd.concat(parts, ignore_index=True)
-
-
-def at_risk(curve: pd.DataFrame, times: np.ndarray) -> list[int]:
-    """Numbers at risk just after each time (patients with follow-up ≥ t)."""
-    counts = []
-    for t in times:
-        later = curve[curve["months"] >= t]
-        counts.append(int(later["at_risk"].iloc[0]) if len(later) else 0)
-    return counts
-
-
-def plot_os_by_bm(endpoints: pd.DataFrame, level: float, svg_path: str, csv_path: str) -> None:
-    data = km_curve_data(endpoints, level)
-    data.to_csv(csv_path, index=False, lineterminator="\n")
-    figure_style()
-    fig, (ax, risk) = plt.subplots(
-        2, 1, figsize=(6.3, 4.4), height_ratios=[4, 1], sharex=True, layout="constrained"
-    )
-    horizon = float(np.ceil(data["months"].max() / 24) * 24) if len(data) else 24.0
-    ticks = np.arange(0, horizon + 1, 24)
-    for label, curve in data.groupby("group", sort=False):
-        color = PALETTE[label]
-        ax.step(
-            curve["months"],
-            curve["survival"],
-            where="post",
-            color=color,
-            linestyle=LINESTYLES[label],
-            label=label,
-        )
-        ax.fill_between(
-            curve["months"],
-            curve["lower"],
-            curve["upper"],
-            step="post",
-            color=color,
-            alpha=0.15,
-            linewidth=0,
-        )
-        censored = curve[curve["censored"] > 0]
-        ax.plot(
-            censored["months"],
-            censored["survival"],
-            linestyle="none",
-            marker="|",
-            markersize=5,
-            color=color,
-        )
-    ax.set_ylim(0, 1.02)
-    ax.set_ylabel("Overall survival")
-    ax.legend(frameon=False, loc="lower left", title="Stage IV")
-    risk.set_xlabel("Months since diagnosis")
-    risk.set_xticks(ticks)
-    risk.set_xlim(0, horizon)
-    labels = list(data["group"].unique())
-    risk.set_yticks(range(len(labels)), labels)
-    risk.set_ylim(-0.5, len(labels) - 0.5)
-    risk.tick_params(axis="y", length=0)
-    risk.spines["left"].set_visible(False)
-    for position, label in enumerate(labels):
-        counts = at_risk(data[data["group"] == label], ticks)
-        for t, n in zip(ticks, counts, strict=True):
-            risk.text(
-                t, position, str(n), ha="center", va="center", fontsize=8, color=PALETTE[label]
-            )
-    risk.set_title("Number at risk", fontsize=8, loc="left")
-    fig.savefig(svg_path, format="svg", metadata={"Date": None, "Creator": None})
-    plt.close(fig)
+def read_result(path: Path) -> pd.DataFrame:
+    """A result CSV of the pipeline, every float bit as written."""
+    return pd.read_csv(path, float_precision="round_trip")
 
 
 # ---------------------------------------------------------------------------------------
@@ -220,6 +110,21 @@ def display(value: Any, kind: str) -> str:
 # the page
 
 
+def environment(folder: Path) -> jinja2.Environment:
+    """Autoescaping on: category values and file names from exports are shown as text."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(folder),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(
+        number=fmt_number, percent=fmt_percent, p=fmt_p, count=fmt_count, display=display
+    )
+    return env
+
+
 def render_report(
     *,
     estimates: Path,
@@ -233,25 +138,100 @@ def render_report(
     frame = read_result(estimates)
     by_id = {row.estimate: row._asdict() for row in frame.itertuples(index=False)}
     summary = json.loads(validation.read_text())
-    environment = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(template.parent),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    environment.filters.update(
-        number=fmt_number, percent=fmt_percent, p=fmt_p, count=fmt_count, display=display
-    )
     svg = km_figure.read_text(encoding="utf-8")
-    return environment.get_template(template.name).render(
-        e=by_id,
-        estimates=frame.to_dict("records"),
-        table1=read_result(table1).to_dict("records"),
-        labels=TABLE1_LABELS,
-        reproduction=compare(read_result(published), frame).to_dict("records"),
-        validation=summary,
-        synthetic=summary["synthetic"],
-        config=config,
-        km_svg=svg[svg.index("<svg") :],
+    return (
+        environment(template.parent)
+        .get_template(template.name)
+        .render(
+            e=by_id,
+            estimates=frame.to_dict("records"),
+            table1=read_result(table1).to_dict("records"),
+            labels=TABLE1_LABELS,
+            reproduction=compare(read_result(published), frame).to_dict("records"),
+            validation=summary,
+            synthetic=summary["synthetic"],
+            config=config,
+            km_svg=svg[svg.index("<svg") :],
+        )
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# validation findings
+
+
+FIX_HINTS = {
+    "file_missing": "Export the table into raw_dir as <table>.csv or <table>.xlsx.",
+    "duplicate_file": "Keep one file per table: remove the .csv or the .xlsx.",
+    "empty_file": "Re-export the table; patients needs at least one row.",
+    "file_type": "Export as CSV text, or use the .xlsx ending for Excel workbooks.",
+    "unreadable": "Re-export the file; check the separator and quoting.",
+    "encoding": "Declare the export's encoding under raw_format.encoding.",
+    "delimiter": "Declare the separator under raw_format.delimiter.",
+    "duplicate_column": "Give every column of the header a distinct name.",
+    "field_count": "The line has more or fewer cells than the header; check quoting.",
+    "sheet": "Name an existing sheet under raw_format.sheet.",
+    "missing_column": "Add the column, or map the export's name to it under columns:.",
+    "unknown_column": "Map the column to a contract name (columns:) or drop it (ignore_columns:).",
+    "type": "Correct the cell, or declare the export's format (raw_format.decimal, date_format).",
+    "required": "Fill in the cell; the contract needs it.",
+    "category": "Use a contract category, or map the export's spelling under values:.",
+    "range": "Correct the value; it is outside the contract's range.",
+    "pattern": "Use pseudonyms of letters, digits, _ . - (no names or spaces).",
+    "unique": "Remove or correct the duplicate; each key may occur once.",
+    "foreign_key": "Add the patient to patients, or correct the patient_id.",
+    "date_order": "Correct one of the two dates; their order is impossible.",
+    "age_range": "Check birth_date; the age at diagnosis is implausible.",
+    "after_cutoff": "Follow-up may not run past definitions.data_cutoff; cut it there.",
+    "modality_rule": "Leave bone_sstr_uptake empty for ct and mri exams.",
+    "lesion_type_rule": "Leave lesion_type empty when no lesion is visible morphologically.",
+    "grade_ki67": "Check grade and Ki-67; the given grade is used.",
+    "exam_before_diagnosis": "Check the exam date; it is long before diagnosis.",
+    "sre_before_bm": "Check the event date or the imaging; the event is left out.",
+    "sre_without_bm": "Check the imaging of this patient; the event is left out.",
+}
+EXAMPLES_PER_PROBLEM = 10
+
+
+def findings_groups(findings: pd.DataFrame) -> list[dict[str, Any]]:
+    """Findings grouped by file and check: counts, the first rows, and a fix hint."""
+    groups = []
+    for (file, check, severity), group in findings.groupby(
+        ["file", "check", "severity"], sort=True
+    ):
+        groups.append(
+            {
+                "file": file,
+                "check": check,
+                "severity": severity,
+                "count": len(group),
+                "hint": FIX_HINTS.get(check, ""),
+                "examples": group.head(EXAMPLES_PER_PROBLEM).to_dict("records"),
+            }
+        )
+    return sorted(groups, key=lambda g: (g["severity"] != "error", g["file"], g["check"]))
+
+
+def render_validation_page(
+    findings: pd.DataFrame,
+    checks: pd.DataFrame,
+    rows: Mapping[str, int],
+    source: str,
+    synthetic: bool,
+) -> str:
+    errors = int((findings["severity"] == "error").sum())
+    warnings = int((findings["severity"] == "warning").sum())
+    catalogue = checks.assign(rows=checks["table"].map(rows).fillna(0).astype(int))
+    return (
+        environment(TEMPLATES)
+        .get_template("validation.html")
+        .render(
+            errors=errors,
+            warnings=warnings,
+            groups=findings_groups(findings),
+            checks=catalogue.to_dict("records"),
+            rows=dict(rows),
+            source=source,
+            synthetic=synthetic,
+        )
     )

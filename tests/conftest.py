@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sinet_bm import ingest
+from sinet_bm import checks, ingest
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = REPO / "tests" / "data" / "tiny"
@@ -22,6 +22,6 @@ def tiny(config) -> ingest.Validation:
         TINY,
         REPO / "schemas",
         ingest.format_from_config(config),
-        ingest.definitions_from_config(config["definitions"]),
+        checks.definitions_from_config(config["definitions"]),
         strict=False,
     )

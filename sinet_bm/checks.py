@@ -1,0 +1,569 @@
+"""The data contract's rules, as findings rather than exceptions.
+
+Every problem becomes one row of a findings frame (`FINDING_COLUMNS`), so that a data
+manager sees all of them after one run. Per-column rules live in the pandera schemas in
+`schemas/`; rules between columns and across tables are declared in `CROSS_RULES` and run as
+vectorised masks over the typed frames. Messages are built only for the failing rows, so a
+clean registry export costs no string work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+
+TABLES = ("patients", "imaging", "therapies", "skeletal_events")
+CHILD_TABLES = ("imaging", "therapies", "skeletal_events")
+FINDING_COLUMNS = ["severity", "file", "line", "column", "check", "value", "message"]
+KEYS = {
+    "imaging": ["patient_id", "exam_date", "modality"],
+    "skeletal_events": ["patient_id", "event_date", "event_type"],
+}
+FIRST_DATA_LINE = 2  # line 1 is the header
+
+
+@dataclass(frozen=True)
+class Definitions:
+    """The contract's section 2 constants that validation needs (all config values)."""
+
+    data_cutoff: pd.Timestamp
+    days_per_year: float
+    exam_before_diagnosis_warning_days: int
+    ki67_g1_below: float
+    ki67_g2_max: float
+
+
+def definitions_from_config(definitions: Mapping[str, Any]) -> Definitions:
+    return Definitions(
+        data_cutoff=pd.Timestamp(definitions["data_cutoff"]),
+        days_per_year=float(definitions["days_per_year"]),
+        exam_before_diagnosis_warning_days=int(definitions["exam_before_diagnosis_warning_days"]),
+        ki67_g1_below=float(definitions["ki67_g1_below"]),
+        ki67_g2_max=float(definitions["ki67_g2_max"]),
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# findings
+
+
+def findings_frame(
+    file: str,
+    check: str,
+    message: pd.Series | str,
+    *,
+    severity: str = "error",
+    line: pd.Series | int | None = None,
+    column: str = "",
+    value: pd.Series | str = "",
+) -> pd.DataFrame:
+    """One finding per element of `line`, or one about the whole file (line None or int)."""
+    index = line.index if isinstance(line, pd.Series) else pd.RangeIndex(1)
+    lines = line if isinstance(line, pd.Series) else pd.Series(line, index=index, dtype="Int64")
+    frame = pd.DataFrame(
+        {
+            "severity": severity,
+            "file": file,
+            "line": lines.astype("Int64"),
+            "column": column,
+            "check": check,
+            "value": value,
+            "message": message,
+        },
+        index=index,
+    )
+    return frame.reset_index(drop=True)
+
+
+def no_findings() -> pd.DataFrame:
+    frame = pd.DataFrame({name: pd.Series(dtype=object) for name in FINDING_COLUMNS})
+    frame["line"] = frame["line"].astype("Int64")
+    return frame
+
+
+def concat_findings(parts: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    parts = [part for part in parts if len(part)]
+    return pd.concat(parts, ignore_index=True) if parts else no_findings()
+
+
+def neutralise(values: pd.Series) -> pd.Series:
+    """Prefix values that a spreadsheet would run as a formula (CSV injection)."""
+    text = values.fillna("").astype(str)
+    dangerous = text.str.match(r"^[=+\-@\t\r]")
+    return text.where(~dangerous, "'" + text)
+
+
+def sort_findings(findings: pd.DataFrame) -> pd.DataFrame:
+    order = {"error": 0, "warning": 1}
+    return (
+        findings.assign(_severity=findings["severity"].map(order))
+        .sort_values(
+            ["file", "line", "column", "check", "_severity"], kind="stable", na_position="first"
+        )
+        .drop(columns="_severity")
+        .reset_index(drop=True)
+    )
+
+
+def write_issues(findings: pd.DataFrame, path: Path) -> None:
+    out = sort_findings(findings)
+    out["value"] = neutralise(out["value"])
+    out["message"] = neutralise(out["message"])
+    out[FINDING_COLUMNS].to_csv(path, index=False, lineterminator="\n")
+
+
+def cell_findings(
+    raw: pd.DataFrame,
+    failed: pd.Series,
+    file: str,
+    column: str,
+    check: str,
+    message: Callable[[pd.Index], pd.Series] | str,
+    severity: str = "error",
+) -> pd.DataFrame:
+    """Findings for the failing rows of one column; the value is the cell as exported."""
+    failed = failed.fillna(False).to_numpy(dtype=bool)
+    if not failed.any():
+        return no_findings()
+    rows = raw.index[failed]
+    values = raw[column].iloc[failed] if column in raw else pd.Series("", index=rows)
+    text = message if isinstance(message, str) else message(rows)
+    return findings_frame(
+        file,
+        check,
+        text,
+        severity=severity,
+        line=pd.Series(rows + FIRST_DATA_LINE, index=rows),
+        column=column,
+        value=values.fillna("").astype(str),
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# per-column rules (pandera)
+
+
+def load_schema(schema_dir: Path, table: str) -> pa.DataFrameSchema:
+    return pa.DataFrameSchema.from_yaml(Path(schema_dir, f"{table}.yaml").read_text())
+
+
+def column_kind(column: pa.Column) -> str:
+    """Parsing rule of a contract column, read off its pandera dtype and checks."""
+    dtype = str(column.dtype)
+    if dtype.startswith("datetime64"):
+        return "date"
+    if dtype == "float64":
+        return "number"
+    if dtype == "boolean":
+        return "boolean"
+    if any(check.name == "isin" for check in column.checks):
+        return "category"
+    return "text"
+
+
+def categories(column: pa.Column) -> list[str]:
+    return next(
+        list(check.statistics["allowed_values"]) for check in column.checks if check.name == "isin"
+    )
+
+
+def describe_check(check: str, column: str) -> tuple[str, str, str]:
+    """Contract name of a pandera check, and the text around the value in its message."""
+    if check == "not_nullable":
+        return "required", f"{column} is required but empty", ""
+    if check.startswith("isin("):
+        return "category", f"{column} '", f"' is not one of {check[len('isin(') : -1]}"
+    if check.startswith("in_range("):
+        bounds = check[len("in_range(") : -1].replace(", ", " to ")
+        return "range", f"{column} ", f" is outside {bounds}"
+    if check.startswith("str_matches("):
+        return (
+            "pattern",
+            f"{column} '",
+            (
+                "' is not a valid pseudonym (letters, digits, _ . -; at most 64 characters, "
+                "starting with a letter or digit)"
+            ),
+        )
+    if check == "field_uniqueness":
+        return "unique", f"{column} '", "' occurs more than once (first on an earlier line)"
+    return check, f"{column} '", f"' fails {check}"
+
+
+def check_columns(
+    typed: pd.DataFrame,
+    raw: pd.DataFrame,
+    schema: pa.DataFrameSchema,
+    table: str,
+    file: str,
+    mistyped: pd.DataFrame,
+) -> pd.DataFrame:
+    try:
+        schema.validate(typed, lazy=True)
+    except pa.errors.SchemaErrors as errors:
+        return pandera_findings(errors.failure_cases, typed, raw, table, file, mistyped)
+    return no_findings()
+
+
+def pandera_findings(
+    cases: pd.DataFrame,
+    typed: pd.DataFrame,
+    raw: pd.DataFrame,
+    table: str,
+    file: str,
+    mistyped: pd.DataFrame,
+) -> pd.DataFrame:
+    """Pandera's failure cases as findings: one per cell, mistyped cells reported once,
+    a duplicate reported on its later line."""
+    parts = [header_findings(cases, file)]
+    cells = cases[cases["index"].notna() & (cases["check"] != "multiple_fields_uniqueness")]
+    for (column, check), group in cells.groupby(["column", "check"], sort=True):
+        failed = typed.index.isin(group["index"].astype(int))
+        failed &= ~mistyped[column].to_numpy()
+        if check == "field_uniqueness":
+            failed &= typed[column].duplicated(keep="first").to_numpy()
+        name, before, after = describe_check(check, column)
+        parts.append(
+            cell_findings(
+                raw,
+                pd.Series(failed, index=typed.index),
+                file,
+                column,
+                name,
+                lambda rows, c=column, b=before, a=after: b + raw.loc[rows, c].astype(str) + a,
+            )
+        )
+    if (cases["check"] == "multiple_fields_uniqueness").any():
+        parts.append(duplicate_key_findings(typed, raw, table, file))
+    return concat_findings(parts)
+
+
+def header_findings(cases: pd.DataFrame, file: str) -> pd.DataFrame:
+    unknown = cases.loc[cases["check"] == "column_in_schema", "failure_case"].astype(str)
+    missing = cases.loc[cases["check"] == "column_in_dataframe", "failure_case"].astype(str)
+    return concat_findings(
+        [
+            findings_frame(
+                file,
+                "unknown_column",
+                f"column '{name}' is not in the data contract; map it to a contract name under "
+                "columns: or list it under ignore_columns: in the config",
+                column=name,
+                value=name,
+            )
+            for name in unknown
+        ]
+        + [
+            findings_frame(
+                file,
+                "missing_column",
+                f"column {name} is missing from the header (line 1); if the export calls it "
+                "otherwise, map it under columns: in the config",
+                column=name,
+            )
+            for name in missing
+        ]
+    )
+
+
+def duplicate_key_findings(
+    typed: pd.DataFrame, raw: pd.DataFrame, table: str, file: str
+) -> pd.DataFrame:
+    key = KEYS[table]
+    later = typed.duplicated(subset=key, keep="first")
+
+    def message(rows: pd.Index) -> pd.Series:
+        text = raw.loc[rows, key].astype(str).agg(" / ".join, axis=1)
+        return "(" + ", ".join(key) + ") = (" + text + ") occurs more than once"
+
+    found = cell_findings(raw, later, file, key[0], "unique", message)
+    found["column"] = ", ".join(key)
+    if len(found):
+        found["value"] = (
+            raw.loc[typed.index[later.to_numpy()], key]
+            .astype(str)
+            .agg(" / ".join, axis=1)
+            .to_numpy()
+        )
+    return found
+
+
+# ---------------------------------------------------------------------------------------
+# rules between columns and across tables
+
+
+def derive_grade(ki67: pd.Series, rules: Any) -> pd.Series:
+    """WHO 2019 grade from Ki-67: below g1 → G1, up to g2_max → G2, above → G3."""
+    grade = np.select(
+        [ki67 < rules.ki67_g1_below, ki67 <= rules.ki67_g2_max, ki67 > rules.ki67_g2_max],
+        ["G1", "G2", "G3"],
+        default="",
+    )
+    return pd.Series(grade, index=ki67.index).replace("", None)
+
+
+def first_positive_exam(imaging: pd.DataFrame) -> pd.Series:
+    """Date of each patient's first exam with bone uptake or a morphologic bone lesion."""
+    positive = imaging["bone_sstr_uptake"].fillna(False) | imaging["bone_morphologic"].fillna(False)
+    return imaging.loc[positive.astype(bool)].groupby("patient_id")["exam_date"].min()
+
+
+def iso(dates: pd.Series) -> pd.Series:
+    return pd.to_datetime(dates).dt.strftime("%Y-%m-%d").fillna("(empty)")
+
+
+@dataclass(frozen=True)
+class CrossRule:
+    """A rule between columns or tables: failing rows, and what to tell the data manager."""
+
+    table: str
+    column: str
+    check: str
+    description: str
+    failed: Callable[[pd.DataFrame, Definitions], pd.Series]
+    message: Callable[[pd.DataFrame, Definitions], pd.Series]
+    severity: str = "error"
+
+
+def age_years(frame: pd.DataFrame, rules: Definitions) -> pd.Series:
+    return (frame["diagnosis_date"] - frame["birth_date"]).dt.days / rules.days_per_year
+
+
+def grade_contradicts(frame: pd.DataFrame, rules: Definitions) -> pd.Series:
+    derived = derive_grade(frame["ki67_percent"], rules)
+    return frame["grade"].notna() & derived.notna() & (frame["grade"] != derived)
+
+
+def before(frame: pd.DataFrame, later: str, earlier: str) -> pd.Series:
+    return frame[later] < frame[earlier]
+
+
+def order_message(first: str, relation: str, second: str):
+    def message(frame: pd.DataFrame, rules: Definitions) -> pd.Series:
+        return first + " " + iso(frame[first]) + f" is {relation} {second} " + iso(frame[second])
+
+    return message
+
+
+PATIENT_RULES = [
+    CrossRule(
+        "patients", "birth_date", "date_order", "birth_date is before diagnosis_date",
+        lambda f, r: f["birth_date"] >= f["diagnosis_date"],
+        order_message("birth_date", "not before", "diagnosis_date"),
+    ),
+    CrossRule(
+        "patients", "birth_date", "age_range", "age at diagnosis is at most 120 years",
+        lambda f, r: (f["birth_date"] < f["diagnosis_date"]) & (age_years(f, r) > 120),
+        lambda f, r: "age at diagnosis " + age_years(f, r).round(1).astype(str)
+        + " years is more than 120",
+    ),
+    CrossRule(
+        "patients", "last_followup_date", "date_order",
+        "last_followup_date is on or after diagnosis_date",
+        lambda f, r: before(f, "last_followup_date", "diagnosis_date"),
+        order_message("diagnosis_date", "after", "last_followup_date"),
+    ),
+    CrossRule(
+        "patients", "last_followup_date", "after_cutoff",
+        "last_followup_date is on or before the data cutoff",
+        lambda f, r: f["last_followup_date"] > r.data_cutoff,
+        lambda f, r: "last_followup_date " + iso(f["last_followup_date"])
+        + " is after the data cutoff " + r.data_cutoff.strftime("%Y-%m-%d"),
+    ),
+    CrossRule(
+        "patients", "grade", "grade_ki67", "a given grade agrees with Ki-67",
+        grade_contradicts,
+        lambda f, r: "grade " + f["grade"].astype(str) + " contradicts Ki-67 "
+        + f["ki67_percent"].astype(str) + "% (→ " + derive_grade(f["ki67_percent"], r)
+        + "); the given grade is used",
+        severity="warning",
+    ),
+]  # fmt: skip
+
+
+def foreign_key(table: str) -> CrossRule:
+    return CrossRule(
+        table, "patient_id", "foreign_key", "patient_id exists in patients",
+        lambda f, r: f["patient_id"].notna() & ~f["_known"],
+        lambda f, r: "patient_id '" + f["patient_id"].astype(str) + "' is not in patients",
+    )  # fmt: skip
+
+
+def not_after_followup(table: str, column: str) -> CrossRule:
+    return CrossRule(
+        table, column, "date_order", f"{column} is on or before last_followup_date",
+        lambda f, r: f[column] > f["last_followup_date"],
+        order_message(column, "after", "last_followup_date"),
+    )  # fmt: skip
+
+
+CHILD_RULES = [
+    foreign_key("imaging"),
+    not_after_followup("imaging", "exam_date"),
+    CrossRule(
+        "imaging", "exam_date", "exam_before_diagnosis",
+        "exam_date is not long before diagnosis_date",
+        lambda f, r: f["exam_date"]
+        < f["diagnosis_date"] - pd.Timedelta(days=r.exam_before_diagnosis_warning_days),
+        lambda f, r: "exam_date " + iso(f["exam_date"]) + " is more than "
+        + str(r.exam_before_diagnosis_warning_days) + " days before diagnosis_date "
+        + iso(f["diagnosis_date"]),
+        severity="warning",
+    ),
+    CrossRule(
+        "imaging", "bone_sstr_uptake", "required", "bone_sstr_uptake is given for sstr_pet_ct",
+        lambda f, r: (f["modality"] == "sstr_pet_ct") & f["bone_sstr_uptake"].isna(),
+        lambda f, r: pd.Series("bone_sstr_uptake is required for sstr_pet_ct", index=f.index),
+    ),
+    CrossRule(
+        "imaging", "bone_sstr_uptake", "modality_rule", "bone_sstr_uptake is empty for ct, mri",
+        lambda f, r: f["modality"].isin(["ct", "mri"]) & f["bone_sstr_uptake"].notna(),
+        lambda f, r: "bone_sstr_uptake must be empty for " + f["modality"].astype(str)
+        + " (SSTR uptake is read on sstr_pet_ct only)",
+    ),
+    CrossRule(
+        "imaging", "lesion_type", "required", "lesion_type is given when bone_morphologic",
+        lambda f, r: f["bone_morphologic"].eq(True) & f["lesion_type"].isna(),
+        lambda f, r: pd.Series("lesion_type is required when bone_morphologic is true",
+                               index=f.index),
+    ),
+    CrossRule(
+        "imaging", "lesion_type", "lesion_type_rule",
+        "lesion_type is empty when bone_morphologic is false",
+        lambda f, r: f["bone_morphologic"].eq(False) & f["lesion_type"].notna(),
+        lambda f, r: "lesion_type '" + f["lesion_type"].astype(str)
+        + "' must be empty when bone_morphologic is false",
+    ),
+    foreign_key("therapies"),
+    not_after_followup("therapies", "start_date"),
+    CrossRule(
+        "therapies", "end_date", "date_order", "end_date is on or after start_date",
+        lambda f, r: before(f, "end_date", "start_date"),
+        order_message("end_date", "before", "start_date"),
+    ),
+    not_after_followup("therapies", "end_date"),
+    foreign_key("skeletal_events"),
+    CrossRule(
+        "skeletal_events", "event_date", "date_order", "event_date is on or after diagnosis_date",
+        lambda f, r: before(f, "event_date", "diagnosis_date"),
+        order_message("event_date", "before", "diagnosis_date"),
+    ),
+    not_after_followup("skeletal_events", "event_date"),
+    CrossRule(
+        "skeletal_events", "event_date", "sre_without_bm",
+        "the patient has positive bone imaging (else: left out)",
+        lambda f, r: f["_known"] & f["_has_imaging"] & f["_first_positive"].isna(),
+        lambda f, r: pd.Series(
+            "skeletal event of a patient who never has positive bone imaging; left out of "
+            "the analysis", index=f.index),
+        severity="warning",
+    ),
+    CrossRule(
+        "skeletal_events", "event_date", "sre_before_bm",
+        "event_date is not before the first positive bone imaging (else: left out)",
+        lambda f, r: f["event_date"] < f["_first_positive"],
+        lambda f, r: "event_date " + iso(f["event_date"]) + " is before the first positive "
+        "bone imaging " + iso(f["_first_positive"]) + "; left out of the analysis",
+        severity="warning",
+    ),
+]  # fmt: skip
+
+CROSS_RULES = PATIENT_RULES + CHILD_RULES
+
+
+def with_patient_dates(
+    child: pd.DataFrame, patients: pd.DataFrame, first_positive: pd.Series | None
+) -> pd.DataFrame:
+    """The child rows with their patient's dates; `_known` marks ids found in patients."""
+    known = patients.dropna(subset=["patient_id"]).drop_duplicates("patient_id")
+    positions = pd.Index(known["patient_id"]).get_indexer(child["patient_id"])
+    dates = known[["diagnosis_date", "last_followup_date"]].reset_index(drop=True)
+    joined = child.copy()
+    for name in dates.columns:
+        values = dates[name].to_numpy()[np.maximum(positions, 0)]
+        joined[name] = np.where(positions >= 0, values, np.datetime64("NaT"))
+        joined[name] = joined[name].astype("datetime64[ns]")
+    joined["_known"] = positions >= 0
+    joined["_has_imaging"] = first_positive is not None
+    if first_positive is not None:
+        joined["_first_positive"] = child["patient_id"].map(first_positive)
+    else:
+        joined["_first_positive"] = pd.NaT
+    return joined
+
+
+def run_cross_rules(
+    frame: pd.DataFrame, raw: pd.DataFrame, table: str, file: str, rules: Definitions
+) -> pd.DataFrame:
+    parts = []
+    for rule in CROSS_RULES:
+        if rule.table != table:
+            continue
+        failed = rule.failed(frame, rules).fillna(False).astype(bool)
+        parts.append(
+            cell_findings(
+                raw, failed, file, rule.column, rule.check,
+                lambda rows, rule=rule: rule.message(frame.loc[rows], rules),
+                rule.severity,
+            )
+        )  # fmt: skip
+    return concat_findings(parts)
+
+
+def check_across(
+    tables: Mapping[str, pd.DataFrame],
+    raws: Mapping[str, pd.DataFrame],
+    schemas: Mapping[str, pa.DataFrameSchema],
+    files: Mapping[str, str],
+    rules: Definitions,
+) -> pd.DataFrame:
+    """Cross-column and cross-table rules, on the tables whose columns are all there."""
+    complete = {
+        name: frame
+        for name, frame in tables.items()
+        if set(schemas[name].columns).issubset(frame.columns)
+    }
+    if "patients" not in complete:
+        return no_findings()
+    patients = complete["patients"]
+    parts = [run_cross_rules(patients, raws["patients"], "patients", files["patients"], rules)]
+    first_positive = first_positive_exam(complete["imaging"]) if "imaging" in complete else None
+    for name in CHILD_TABLES:
+        if name not in complete:
+            continue
+        positives = first_positive if name == "skeletal_events" else None
+        frame = with_patient_dates(complete[name], patients, positives)
+        parts.append(run_cross_rules(frame, raws[name], name, files[name], rules))
+    return concat_findings(parts)
+
+
+# ---------------------------------------------------------------------------------------
+# the catalogue of checks, for the findings page
+
+
+def catalogue(schemas: Mapping[str, pa.DataFrameSchema]) -> pd.DataFrame:
+    """Every check that validation runs, per file, in words."""
+    rows = []
+    for table, schema in schemas.items():
+        rows.append((table, "", "columns", "error", "every contract column present, no unknown"))
+        for name, column in schema.columns.items():
+            kind = column_kind(column)
+            if kind in ("date", "number", "boolean"):
+                rows.append((table, name, "type", "error", f"is a {kind}"))
+            if not column.nullable:
+                rows.append((table, name, "required", "error", "is not empty"))
+            for check in column.checks:
+                rows.append((table, name, describe_check(str(check.name), name)[0], "error",
+                             str(check).strip("<>").replace("Check ", "")))  # fmt: skip
+            if column.unique:
+                rows.append((table, name, "unique", "error", "occurs once"))
+        if schema.unique:
+            rows.append((table, ", ".join(schema.unique), "unique", "error", "key occurs once"))
+    rows += [(r.table, r.column, r.check, r.severity, r.description) for r in CROSS_RULES]
+    return pd.DataFrame(rows, columns=["table", "column", "check", "severity", "description"])

@@ -173,6 +173,9 @@ def categories(column: pa.Column) -> list[str]:
     )
 
 
+CHECK_NAMES = {"isin": "category", "in_range": "range", "str_matches": "pattern"}
+
+
 def describe_check(check: str, column: str) -> tuple[str, str, str]:
     """Contract name of a pandera check, and the text around the value in its message."""
     if check == "not_nullable":
@@ -336,8 +339,10 @@ def age_years(frame: pd.DataFrame, rules: Definitions) -> pd.Series:
 
 
 def grade_contradicts(frame: pd.DataFrame, rules: Definitions) -> pd.Series:
+    """Only valid grades are compared; an invalid one is already a category error."""
     derived = derive_grade(frame["ki67_percent"], rules)
-    return frame["grade"].notna() & derived.notna() & (frame["grade"] != derived)
+    valid = frame["grade"].isin(["G1", "G2", "G3"])
+    return valid & derived.notna() & (frame["grade"] != derived)
 
 
 def before(frame: pd.DataFrame, later: str, earlier: str) -> pd.Series:
@@ -499,13 +504,21 @@ def with_patient_dates(
 
 
 def run_cross_rules(
-    frame: pd.DataFrame, raw: pd.DataFrame, table: str, file: str, rules: Definitions
+    frame: pd.DataFrame,
+    raw: pd.DataFrame,
+    mistyped: pd.DataFrame,
+    table: str,
+    file: str,
+    rules: Definitions,
 ) -> pd.DataFrame:
+    """A cell already reported as not of its type is not judged again."""
     parts = []
     for rule in CROSS_RULES:
         if rule.table != table:
             continue
         failed = rule.failed(frame, rules).fillna(False).astype(bool)
+        if rule.column in mistyped:
+            failed &= ~mistyped[rule.column]
         parts.append(
             cell_findings(
                 raw, failed, file, rule.column, rule.check,
@@ -519,6 +532,7 @@ def run_cross_rules(
 def check_across(
     tables: Mapping[str, pd.DataFrame],
     raws: Mapping[str, pd.DataFrame],
+    mistyped: Mapping[str, pd.DataFrame],
     schemas: Mapping[str, pa.DataFrameSchema],
     files: Mapping[str, str],
     rules: Definitions,
@@ -532,14 +546,18 @@ def check_across(
     if "patients" not in complete:
         return no_findings()
     patients = complete["patients"]
-    parts = [run_cross_rules(patients, raws["patients"], "patients", files["patients"], rules)]
+    parts = [
+        run_cross_rules(
+            patients, raws["patients"], mistyped["patients"], "patients", files["patients"], rules
+        )
+    ]
     first_positive = first_positive_exam(complete["imaging"]) if "imaging" in complete else None
     for name in CHILD_TABLES:
         if name not in complete:
             continue
         positives = first_positive if name == "skeletal_events" else None
         frame = with_patient_dates(complete[name], patients, positives)
-        parts.append(run_cross_rules(frame, raws[name], name, files[name], rules))
+        parts.append(run_cross_rules(frame, raws[name], mistyped[name], name, files[name], rules))
     return concat_findings(parts)
 
 
@@ -559,7 +577,7 @@ def catalogue(schemas: Mapping[str, pa.DataFrameSchema]) -> pd.DataFrame:
             if not column.nullable:
                 rows.append((table, name, "required", "error", "is not empty"))
             for check in column.checks:
-                rows.append((table, name, describe_check(str(check.name), name)[0], "error",
+                rows.append((table, name, CHECK_NAMES[check.name], "error",
                              str(check).strip("<>").replace("Check ", "")))  # fmt: skip
             if column.unique:
                 rows.append((table, name, "unique", "error", "occurs once"))

@@ -180,6 +180,8 @@ def read_csv(path: Path, fmt: ExportFormat) -> tuple[pd.DataFrame | None, pd.Dat
          for i, name in enumerate(table.column_names)}
     )  # fmt: skip
     frame.columns = [name.strip() for name in table.column_names]
+    if bad_rows:
+        bad_rows = malformed_lines(path, fmt, len(header))
     lines = data_line_index(path, len(frame), [number for number, _ in bad_rows])
     frame.index = pd.Index(lines - FIRST_DATA_LINE)
     return frame, bad_row_findings(path, bad_rows)
@@ -249,6 +251,17 @@ def data_line_index(path: Path, rows: int, skipped: Sequence[int | None]) -> np.
     numbers = np.flatnonzero(length > 0) + 1
     numbers = numbers[~np.isin(numbers, [n for n in skipped if n is not None])]
     return numbers[1 : rows + 1]
+
+
+def malformed_lines(path: Path, fmt: ExportFormat, width: int) -> list[tuple[int, str]]:
+    """Lines whose cell count differs from the header's (pyarrow does not say which)."""
+    with open(path, encoding=ENCODINGS[fmt.encoding], newline="") as handle:
+        reader = csv.reader(handle, delimiter=fmt.delimiter)
+        return [
+            (reader.line_num, f"{len(row)} fields where the header has {width}")
+            for row in reader
+            if row and len(row) != width
+        ]
 
 
 def bad_row_findings(path: Path, bad_rows: list[tuple[int | None, str]]) -> pd.DataFrame:
@@ -396,27 +409,33 @@ def category_hint(findings: pd.DataFrame) -> pd.DataFrame:
 # the whole export
 
 
+@dataclass
+class TableRead:
+    """One export as typed values, as exported text, and which cells are not of their type."""
+
+    typed: pd.DataFrame
+    raw: pd.DataFrame
+    mistyped: pd.DataFrame
+
+
 def read_table(
     table: str, path: Path, schema: pa.DataFrameSchema, fmt: ExportFormat
-) -> tuple[pd.DataFrame | None, pd.DataFrame | None, pd.DataFrame]:
-    """Typed and raw table (None when the file itself is unusable) and their findings."""
+) -> tuple[TableRead | None, pd.DataFrame]:
+    """The table (None when the file itself is unusable) and its findings."""
     raw, problems = read_cells(path, fmt)
     if raw is None:
-        return None, None, problems
+        return None, problems
     if table == "patients" and raw.empty:
-        return (
-            None,
-            None,
-            findings_frame(
-                path.name, "empty_file", "patients has a header but no patient rows", line=1
-            ),
-        )
+        message = "patients has a header but no patient rows"
+        return None, findings_frame(path.name, "empty_file", message, line=1)
     ignored = set(fmt.ignore_columns.get(table, []))
     raw = raw[[name for name in raw.columns if name not in ignored]]
     raw = raw.rename(columns=dict(fmt.columns.get(table, {})))
     typed, type_problems, mistyped = parse_table(raw, table, schema, fmt, path.name)
     column_problems = category_hint(check_columns(typed, raw, schema, table, path.name, mistyped))
-    return typed, raw, concat_findings([problems, type_problems, column_problems])
+    return TableRead(typed, raw, mistyped), concat_findings(
+        [problems, type_problems, column_problems]
+    )
 
 
 def validate_exports(
@@ -429,16 +448,25 @@ def validate_exports(
 ) -> Validation:
     """Check everything that can be checked, in one pass, and return the typed tables."""
     schemas = {table: load_schema(schema_dir, table) for table in TABLES}
-    tables: dict[str, pd.DataFrame] = {}
-    raws: dict[str, pd.DataFrame] = {}
+    reads: dict[str, TableRead] = {}
     parts = []
     for table, path in paths.items():
-        typed, raw, problems = read_table(table, path, schemas[table], fmt)
+        read, problems = read_table(table, path, schemas[table], fmt)
         parts.append(problems)
-        if typed is not None:
-            tables[table], raws[table] = typed, raw
+        if read is not None:
+            reads[table] = read
+    tables = {table: read.typed for table, read in reads.items()}
     files = {table: path.name for table, path in paths.items()}
-    parts.append(check_across(tables, raws, schemas, files, rules))
+    parts.append(
+        check_across(
+            tables,
+            {table: read.raw for table, read in reads.items()},
+            {table: read.mistyped for table, read in reads.items()},
+            schemas,
+            files,
+            rules,
+        )
+    )
     findings = concat_findings(parts)
     if strict:
         findings.loc[findings["severity"] == "warning", "severity"] = "error"

@@ -12,6 +12,26 @@ SYNTHETIC_DIR = Path("resources/synthetic")
 OUT = Path(config["out_dir"])
 
 
+def check_out_dir(out_dir, raw_dir):
+    """Results may not land among the exports or the workflow's own files."""
+    out_dir, here = out_dir.resolve(), Path.cwd().resolve()
+    if out_dir == here or out_dir in here.parents:
+        raise ValueError(
+            f"out_dir {out_dir} would put results among the workflow's files; "
+            "choose a folder of its own (default: results)"
+        )
+    if raw_dir is not None:
+        raw_dir = raw_dir.resolve()
+        if out_dir == raw_dir or raw_dir in out_dir.parents or out_dir in raw_dir.parents:
+            raise ValueError(
+                f"out_dir {out_dir} and raw_dir {raw_dir} overlap; results and exports "
+                "must live in separate folders so that no export is ever overwritten"
+            )
+
+
+check_out_dir(OUT, Path(config["raw_dir"]) if config["raw_dir"] else None)
+
+
 def out(path):
     """Every output lives below out_dir."""
     return str(OUT / path)

@@ -358,126 +358,197 @@ def order_message(first: str, relation: str, second: str):
 
 PATIENT_RULES = [
     CrossRule(
-        "patients", "birth_date", "date_order", "birth_date is before diagnosis_date",
+        "patients",
+        "birth_date",
+        "date_order",
+        "birth_date is before diagnosis_date",
         lambda f, r: f["birth_date"] >= f["diagnosis_date"],
         order_message("birth_date", "not before", "diagnosis_date"),
     ),
     CrossRule(
-        "patients", "birth_date", "age_range", "age at diagnosis is at most 120 years",
+        "patients",
+        "birth_date",
+        "age_range",
+        "age at diagnosis is at most 120 years",
         lambda f, r: (f["birth_date"] < f["diagnosis_date"]) & (age_years(f, r) > 120),
-        lambda f, r: "age at diagnosis " + age_years(f, r).round(1).astype(str)
-        + " years is more than 120",
+        lambda f, r: (
+            "age at diagnosis " + age_years(f, r).round(1).astype(str) + " years is more than 120"
+        ),
     ),
     CrossRule(
-        "patients", "last_followup_date", "date_order",
+        "patients",
+        "last_followup_date",
+        "date_order",
         "last_followup_date is on or after diagnosis_date",
         lambda f, r: before(f, "last_followup_date", "diagnosis_date"),
         order_message("diagnosis_date", "after", "last_followup_date"),
     ),
     CrossRule(
-        "patients", "last_followup_date", "after_cutoff",
+        "patients",
+        "last_followup_date",
+        "after_cutoff",
         "last_followup_date is on or before the data cutoff",
         lambda f, r: f["last_followup_date"] > r.data_cutoff,
-        lambda f, r: "last_followup_date " + iso(f["last_followup_date"])
-        + " is after the data cutoff " + r.data_cutoff.strftime("%Y-%m-%d"),
+        lambda f, r: (
+            "last_followup_date "
+            + iso(f["last_followup_date"])
+            + " is after the data cutoff "
+            + r.data_cutoff.strftime("%Y-%m-%d")
+        ),
     ),
     CrossRule(
-        "patients", "grade", "grade_ki67", "a given grade agrees with Ki-67",
+        "patients",
+        "grade",
+        "grade_ki67",
+        "a given grade agrees with Ki-67",
         grade_contradicts,
-        lambda f, r: "grade " + f["grade"].astype(str) + " contradicts Ki-67 "
-        + f["ki67_percent"].astype(str) + "% (→ " + derive_grade(f["ki67_percent"], r)
-        + "); the given grade is used",
+        lambda f, r: (
+            "grade "
+            + f["grade"].astype(str)
+            + " contradicts Ki-67 "
+            + f["ki67_percent"].astype(str)
+            + "% (→ "
+            + derive_grade(f["ki67_percent"], r)
+            + "); the given grade is used"
+        ),
         severity="warning",
     ),
-]  # fmt: skip
+]
 
 
 def foreign_key(table: str) -> CrossRule:
     return CrossRule(
-        table, "patient_id", "foreign_key", "patient_id exists in patients",
+        table,
+        "patient_id",
+        "foreign_key",
+        "patient_id exists in patients",
         lambda f, r: f["patient_id"].notna() & ~f["_known"],
         lambda f, r: "patient_id '" + f["patient_id"].astype(str) + "' is not in patients",
-    )  # fmt: skip
+    )
 
 
 def not_after_followup(table: str, column: str) -> CrossRule:
     return CrossRule(
-        table, column, "date_order", f"{column} is on or before last_followup_date",
+        table,
+        column,
+        "date_order",
+        f"{column} is on or before last_followup_date",
         lambda f, r: f[column] > f["last_followup_date"],
         order_message(column, "after", "last_followup_date"),
-    )  # fmt: skip
+    )
 
 
 CHILD_RULES = [
     foreign_key("imaging"),
     not_after_followup("imaging", "exam_date"),
     CrossRule(
-        "imaging", "exam_date", "exam_before_diagnosis",
+        "imaging",
+        "exam_date",
+        "exam_before_diagnosis",
         "exam_date is not long before diagnosis_date",
-        lambda f, r: f["exam_date"]
-        < f["diagnosis_date"] - pd.Timedelta(days=r.exam_before_diagnosis_warning_days),
-        lambda f, r: "exam_date " + iso(f["exam_date"]) + " is more than "
-        + str(r.exam_before_diagnosis_warning_days) + " days before diagnosis_date "
-        + iso(f["diagnosis_date"]),
+        lambda f, r: (
+            f["exam_date"]
+            < f["diagnosis_date"] - pd.Timedelta(days=r.exam_before_diagnosis_warning_days)
+        ),
+        lambda f, r: (
+            "exam_date "
+            + iso(f["exam_date"])
+            + " is more than "
+            + str(r.exam_before_diagnosis_warning_days)
+            + " days before diagnosis_date "
+            + iso(f["diagnosis_date"])
+        ),
         severity="warning",
     ),
     CrossRule(
-        "imaging", "bone_sstr_uptake", "required", "bone_sstr_uptake is given for sstr_pet_ct",
+        "imaging",
+        "bone_sstr_uptake",
+        "required",
+        "bone_sstr_uptake is given for sstr_pet_ct",
         lambda f, r: (f["modality"] == "sstr_pet_ct") & f["bone_sstr_uptake"].isna(),
         lambda f, r: pd.Series("bone_sstr_uptake is required for sstr_pet_ct", index=f.index),
     ),
     CrossRule(
-        "imaging", "bone_sstr_uptake", "modality_rule", "bone_sstr_uptake is empty for ct, mri",
+        "imaging",
+        "bone_sstr_uptake",
+        "modality_rule",
+        "bone_sstr_uptake is empty for ct, mri",
         lambda f, r: f["modality"].isin(["ct", "mri"]) & f["bone_sstr_uptake"].notna(),
-        lambda f, r: "bone_sstr_uptake must be empty for " + f["modality"].astype(str)
-        + " (SSTR uptake is read on sstr_pet_ct only)",
+        lambda f, r: (
+            "bone_sstr_uptake must be empty for "
+            + f["modality"].astype(str)
+            + " (SSTR uptake is read on sstr_pet_ct only)"
+        ),
     ),
     CrossRule(
-        "imaging", "lesion_type", "required", "lesion_type is given when bone_morphologic",
+        "imaging",
+        "lesion_type",
+        "required",
+        "lesion_type is given when bone_morphologic",
         lambda f, r: f["bone_morphologic"].eq(True) & f["lesion_type"].isna(),
-        lambda f, r: pd.Series("lesion_type is required when bone_morphologic is true",
-                               index=f.index),
+        lambda f, r: pd.Series(
+            "lesion_type is required when bone_morphologic is true", index=f.index
+        ),
     ),
     CrossRule(
-        "imaging", "lesion_type", "lesion_type_rule",
+        "imaging",
+        "lesion_type",
+        "lesion_type_rule",
         "lesion_type is empty when bone_morphologic is false",
         lambda f, r: f["bone_morphologic"].eq(False) & f["lesion_type"].notna(),
-        lambda f, r: "lesion_type '" + f["lesion_type"].astype(str)
-        + "' must be empty when bone_morphologic is false",
+        lambda f, r: (
+            "lesion_type '"
+            + f["lesion_type"].astype(str)
+            + "' must be empty when bone_morphologic is false"
+        ),
     ),
     foreign_key("therapies"),
     not_after_followup("therapies", "start_date"),
     CrossRule(
-        "therapies", "end_date", "date_order", "end_date is on or after start_date",
+        "therapies",
+        "end_date",
+        "date_order",
+        "end_date is on or after start_date",
         lambda f, r: before(f, "end_date", "start_date"),
         order_message("end_date", "before", "start_date"),
     ),
     not_after_followup("therapies", "end_date"),
     foreign_key("skeletal_events"),
     CrossRule(
-        "skeletal_events", "event_date", "date_order", "event_date is on or after diagnosis_date",
+        "skeletal_events",
+        "event_date",
+        "date_order",
+        "event_date is on or after diagnosis_date",
         lambda f, r: before(f, "event_date", "diagnosis_date"),
         order_message("event_date", "before", "diagnosis_date"),
     ),
     not_after_followup("skeletal_events", "event_date"),
     CrossRule(
-        "skeletal_events", "event_date", "sre_without_bm",
+        "skeletal_events",
+        "event_date",
+        "sre_without_bm",
         "the patient has positive bone imaging (else: left out)",
         lambda f, r: f["_known"] & f["_has_imaging"] & f["_first_positive"].isna(),
         lambda f, r: pd.Series(
             "skeletal event of a patient who never has positive bone imaging; left out of "
-            "the analysis", index=f.index),
+            "the analysis",
+            index=f.index,
+        ),
         severity="warning",
     ),
     CrossRule(
-        "skeletal_events", "event_date", "sre_before_bm",
+        "skeletal_events",
+        "event_date",
+        "sre_before_bm",
         "event_date is not before the first positive bone imaging (else: left out)",
         lambda f, r: f["event_date"] < f["_first_positive"],
-        lambda f, r: "event_date " + iso(f["event_date"]) + " is before the first positive "
-        "bone imaging " + iso(f["_first_positive"]) + "; left out of the analysis",
+        lambda f, r: (
+            "event_date " + iso(f["event_date"]) + " is before the first positive "
+            "bone imaging " + iso(f["_first_positive"]) + "; left out of the analysis"
+        ),
         severity="warning",
     ),
-]  # fmt: skip
+]
 
 CROSS_RULES = PATIENT_RULES + CHILD_RULES
 
@@ -521,11 +592,15 @@ def run_cross_rules(
             failed &= ~mistyped[rule.column]
         parts.append(
             cell_findings(
-                raw, failed, file, rule.column, rule.check,
+                raw,
+                failed,
+                file,
+                rule.column,
+                rule.check,
                 lambda rows, rule=rule: rule.message(frame.loc[rows], rules),
                 rule.severity,
             )
-        )  # fmt: skip
+        )
     return concat_findings(parts)
 
 
@@ -565,6 +640,15 @@ def check_across(
 # the catalogue of checks, for the findings page
 
 
+def in_words(check: pa.Check) -> str:
+    statistics = check.statistics
+    if check.name == "isin":
+        return "one of " + ", ".join(map(str, statistics["allowed_values"]))
+    if check.name == "in_range":
+        return f"from {statistics['min_value']} to {statistics['max_value']}"
+    return f"matches {statistics['pattern']}"
+
+
 def catalogue(schemas: Mapping[str, pa.DataFrameSchema]) -> pd.DataFrame:
     """Every check that validation runs, per file, in words."""
     rows = []
@@ -577,8 +661,7 @@ def catalogue(schemas: Mapping[str, pa.DataFrameSchema]) -> pd.DataFrame:
             if not column.nullable:
                 rows.append((table, name, "required", "error", "is not empty"))
             for check in column.checks:
-                rows.append((table, name, CHECK_NAMES[check.name], "error",
-                             str(check).strip("<>").replace("Check ", "")))  # fmt: skip
+                rows.append((table, name, CHECK_NAMES[check.name], "error", in_words(check)))
             if column.unique:
                 rows.append((table, name, "unique", "error", "occurs once"))
         if schema.unique:

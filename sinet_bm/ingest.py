@@ -43,8 +43,11 @@ from sinet_bm.checks import (
 
 SYNTHETIC_MARKER = "SYNTHETIC.txt"
 ENCODINGS = {"utf-8": "utf-8-sig", "cp1252": "cp1252", "latin-1": "latin-1"}
-SIGNATURES = {b"PK\x03\x04": "an Excel or zip file", b"%PDF": "a PDF file",
-              b"\xd0\xcf\x11\xe0": "an old Excel (.xls) file"}  # fmt: skip
+SIGNATURES = {
+    b"PK\x03\x04": "an Excel or zip file",
+    b"%PDF": "a PDF file",
+    b"\xd0\xcf\x11\xe0": "an old Excel (.xls) file",
+}
 
 
 @dataclass(frozen=True)
@@ -142,9 +145,11 @@ def read_csv(path: Path, fmt: ExportFormat) -> tuple[pd.DataFrame | None, pd.Dat
     for signature, kind in SIGNATURES.items():
         if head.startswith(signature):
             return file_problem(
-                path, "file_type", f"{path.name} is {kind}, not CSV text; export it as CSV "
+                path,
+                "file_type",
+                f"{path.name} is {kind}, not CSV text; export it as CSV "
                 "(or, for Excel, give it the .xlsx ending)",
-            )  # fmt: skip
+            )
     if not head.strip():
         return file_problem(path, "empty_file", "the file is empty (no header line)")
     header, problem = read_header(path, fmt)
@@ -153,15 +158,17 @@ def read_csv(path: Path, fmt: ExportFormat) -> tuple[pd.DataFrame | None, pd.Dat
     bad_rows: list[tuple[int | None, str]] = []
 
     def keep_bad_row(row: Any) -> str:
-        bad_rows.append((row.number, f"{row.actual_columns} fields where the header has "
-                                      f"{row.expected_columns}"))  # fmt: skip
+        bad_rows.append(
+            (row.number, f"{row.actual_columns} fields where the header has {row.expected_columns}")
+        )
         return "skip"
 
     try:
         table = arrow_csv.read_csv(
             path,
-            read_options=arrow_csv.ReadOptions(encoding=ENCODINGS[fmt.encoding]
-                                               if fmt.encoding != "utf-8" else "utf8"),
+            read_options=arrow_csv.ReadOptions(
+                encoding=ENCODINGS[fmt.encoding] if fmt.encoding != "utf-8" else "utf8"
+            ),
             parse_options=arrow_csv.ParseOptions(
                 delimiter=fmt.delimiter, invalid_row_handler=keep_bad_row
             ),
@@ -170,15 +177,17 @@ def read_csv(path: Path, fmt: ExportFormat) -> tuple[pd.DataFrame | None, pd.Dat
                 strings_can_be_null=False,
                 quoted_strings_can_be_null=False,
             ),
-        )  # fmt: skip
+        )
     except (arrow.ArrowInvalid, UnicodeDecodeError) as error:
         if "UTF8" in str(error) or isinstance(error, UnicodeDecodeError):
             return None, encoding_problem(path, fmt)
         return file_problem(path, "unreadable", f"the file cannot be read as CSV: {error}")
     frame = pd.DataFrame(
-        {name: pc.utf8_trim_whitespace(table.column(i)).to_pandas()
-         for i, name in enumerate(table.column_names)}
-    )  # fmt: skip
+        {
+            name: pc.utf8_trim_whitespace(table.column(i)).to_pandas()
+            for i, name in enumerate(table.column_names)
+        }
+    )
     frame.columns = [name.strip() for name in table.column_names]
     if bad_rows:
         bad_rows = malformed_lines(path, fmt, len(header))
@@ -201,17 +210,22 @@ def read_header(path: Path, fmt: ExportFormat) -> tuple[list[str], pd.DataFrame 
         for other, label in ((";", "semicolon"), ("\t", "tab"), (",", "comma"), ("|", "pipe")):
             if other != fmt.delimiter and other in first:
                 return names, findings_frame(
-                    path.name, "delimiter",
+                    path.name,
+                    "delimiter",
                     f"the file looks {label}-separated; set raw_format.delimiter: "
-                    f"{json.dumps(other)} in the config", line=1,
-                )  # fmt: skip
+                    f"{json.dumps(other)} in the config",
+                    line=1,
+                )
         return header, None
     duplicated = sorted({name for name in names if names.count(name) > 1})
     if duplicated:
         return names, findings_frame(
-            path.name, "duplicate_column", f"the header names {', '.join(duplicated)} twice",
-            line=1, column=", ".join(duplicated),
-        )  # fmt: skip
+            path.name,
+            "duplicate_column",
+            f"the header names {', '.join(duplicated)} twice",
+            line=1,
+            column=", ".join(duplicated),
+        )
     return header, None
 
 
@@ -283,8 +297,11 @@ def read_xlsx(path: Path, fmt: ExportFormat) -> tuple[pd.DataFrame | None, pd.Da
     except (InvalidFileException, OSError, KeyError, ValueError) as error:
         return file_problem(path, "unreadable", f"the file cannot be read as .xlsx: {error}")
     if fmt.sheet is not None and fmt.sheet not in book.sheetnames:
-        return file_problem(path, "sheet", f"no sheet named {fmt.sheet!r}; the workbook has "
-                            f"{', '.join(book.sheetnames)}")  # fmt: skip
+        return file_problem(
+            path,
+            "sheet",
+            f"no sheet named {fmt.sheet!r}; the workbook has {', '.join(book.sheetnames)}",
+        )
     sheet = book[fmt.sheet] if fmt.sheet is not None else book.worksheets[0]
     rows = [
         tuple(xlsx_text(value, fmt) for value in row) for row in sheet.iter_rows(values_only=True)
@@ -388,11 +405,14 @@ def parse_table(
             rows = raw.index[bad]
             problems.append(
                 findings_frame(
-                    file, "type", name + " '" + raw.loc[rows, name] + "' is not " + expected + hint,
-                    line=pd.Series(rows + FIRST_DATA_LINE, index=rows), column=name,
+                    file,
+                    "type",
+                    name + " '" + raw.loc[rows, name] + "' is not " + expected + hint,
+                    line=pd.Series(rows + FIRST_DATA_LINE, index=rows),
+                    column=name,
                     value=raw.loc[rows, name],
                 )
-            )  # fmt: skip
+            )
     return pd.DataFrame(typed, index=raw.index), concat_findings(problems), mistyped
 
 
@@ -563,11 +583,15 @@ def write_summary(result: Validation, raw_dir: Path, path: Path) -> None:
 def terminal_summary(result: Validation, issues_path: str, page_path: str) -> str:
     counts = count_findings(result.findings)
     errors, warnings = counts["by_severity"]["error"], counts["by_severity"]["warning"]
-    lines = [f"validation: {errors} error(s), {warnings} warning(s) from {len(result.checks)} "
-             f"checks on {sum(result.rows.values())} rows"]  # fmt: skip
+    lines = [
+        f"validation: {errors} error(s), {warnings} warning(s) from {len(result.checks)} "
+        f"checks on {sum(result.rows.values())} rows"
+    ]
     lines += [f"  {n:8d}  {key}" for key, n in sorted(counts["by_check"].items())]
     lines.append(f"  findings: {issues_path}; readable page: {page_path}")
     if errors:
-        lines.append("validation failed: nothing was analysed. Fix the errors in the exports (or "
-                     "declare their format in the config) and run again.")  # fmt: skip
+        lines.append(
+            "validation failed: nothing was analysed. Fix the errors in the exports (or "
+            "declare their format in the config) and run again."
+        )
     return "\n".join(lines)

@@ -10,7 +10,7 @@ the global Schoenfeld test, which lifelines does not provide, are written here.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,8 +19,8 @@ import pandas as pd
 from lifelines import CoxPHFitter, KaplanMeierFitter
 from lifelines.exceptions import ConvergenceError, ConvergenceWarning
 from lifelines.statistics import logrank_test
-from scipy import stats
-from scipy.stats.contingency import odds_ratio
+from scipy import optimize, stats
+from scipy.special import gammaln, logsumexp
 
 
 def read_result(path: str | Path) -> pd.DataFrame:
@@ -105,6 +105,78 @@ def sample_median(estimate: str, population: str, values: pd.Series) -> Row:
     return row(estimate, population, len(values), float(values.median()), method="sample median")
 
 
+@dataclass(frozen=True)
+class NoncentralHypergeometric:
+    """Fisher's noncentral hypergeometric law of cell (1,1) given a 2x2 table's margins.
+
+    scipy's `odds_ratio(kind="conditional")` evaluates this law cell by cell in Python,
+    which takes minutes on registry-sized tables; here the log-weights of the whole
+    support are computed once, so every evaluation is one vectorised pass.
+    """
+
+    support: np.ndarray
+    log_weights: np.ndarray
+
+    @classmethod
+    def of(cls, table: np.ndarray) -> NoncentralHypergeometric:
+        row1, row2 = int(table[0].sum()), int(table[1].sum())
+        col1 = int(table[:, 0].sum())
+        x = np.arange(max(0, col1 - row2), min(row1, col1) + 1)
+        log_weights = log_choose(row1, x) + log_choose(row2, col1 - x)
+        return cls(x, log_weights)
+
+    def pmf(self, psi: float) -> np.ndarray:
+        log_p = self.log_weights + self.support * np.log(psi)
+        return np.exp(log_p - logsumexp(log_p))
+
+    def mean(self, psi: float) -> float:
+        return float(self.support @ self.pmf(psi))
+
+    def cdf(self, x: int, psi: float) -> float:
+        return float(self.pmf(psi)[self.support <= x].sum())
+
+    def sf(self, x: int, psi: float) -> float:
+        return float(self.pmf(psi)[self.support > x].sum())
+
+
+def log_choose(n: int, k: np.ndarray) -> np.ndarray:
+    return gammaln(n + 1) - gammaln(k + 1) - gammaln(n - k + 1)
+
+
+def solve_increasing(func: Callable[[float], float]) -> float:
+    """Root of an increasing function of psi > 0, bracketed by doubling as scipy does."""
+    psi = 1.0
+    value = func(psi)
+    if value == 0:
+        return psi
+    if value > 0:
+        while func(psi) > 0:
+            psi /= 2
+        low, high = psi, 2 * psi
+    else:
+        while func(psi) < 0:
+            psi *= 2
+        low, high = psi / 2, psi
+    return float(optimize.brentq(func, low, high, xtol=1e-13))
+
+
+def conditional_odds_ratio(table: np.ndarray, level: float) -> tuple[float, float, float]:
+    """Conditional MLE of the odds ratio and its exact CI (as R fisher.test, scipy)."""
+    law = NoncentralHypergeometric.of(table)
+    a = int(table[0, 0])
+    low_end, high_end = int(law.support[0]), int(law.support[-1])
+    alpha = (1 - level) / 2
+    if a == low_end:
+        estimate = 0.0
+    elif a == high_end:
+        estimate = float("inf")
+    else:
+        estimate = solve_increasing(lambda psi: law.mean(psi) - a)
+    lower = 0.0 if a == low_end else solve_increasing(lambda psi: law.sf(a - 1, psi) - alpha)
+    upper = float("inf") if a == high_end else solve_increasing(lambda psi: alpha - law.cdf(a, psi))
+    return estimate, lower, upper
+
+
 def fisher_odds_ratio(
     estimate: str, population: str, table: np.ndarray, level: float, comparison: str
 ) -> Row:
@@ -115,15 +187,14 @@ def fisher_odds_ratio(
     n = int(table.sum())
     if (table.sum(axis=0) == 0).any() or (table.sum(axis=1) == 0).any():
         return row(estimate, population, n, method=f"not computable: a margin of {comparison} is 0")
-    result = odds_ratio(table, kind="conditional")
-    interval = result.confidence_interval(level)
+    odds, lower, upper = conditional_odds_ratio(table, level)
     p_value = stats.fisher_exact(table, alternative="two-sided").pvalue
     return row(
         estimate,
         population,
         n,
-        result.statistic,
-        (interval.low, interval.high),
+        odds,
+        (lower, upper),
         p_value,
         f"{comparison}; conditional-MLE odds ratio, exact {level:.0%} CI; Fisher exact two-sided p",
     )
@@ -311,24 +382,67 @@ def cox_rows(
     return rows
 
 
+def schoenfeld_residuals(fit: CoxFit) -> tuple[np.ndarray, np.ndarray]:
+    """Unscaled Schoenfeld residuals (Efron ties) of the deaths, and their times.
+
+    The same quantity as lifelines' `compute_residuals(kind="schoenfeld")`, which loops over
+    rows in Python and takes hours on a registry; here each event time's Efron-weighted
+    risk-set mean comes from reverse cumulative sums, all vectorised.
+    """
+    data = fit.data.sort_values(fit.duration, kind="stable")
+    covariates = list(fit.fitter.params_.index)
+    x = data[covariates].to_numpy(dtype=float)
+    time = data[fit.duration].to_numpy(dtype=float)
+    dead = data[fit.event].to_numpy(dtype=bool)
+    risk = np.exp((x - x.mean(axis=0)) @ fit.fitter.params_.to_numpy())
+    times, first = np.unique(time, return_index=True)
+    at_risk = np.cumsum(risk[::-1])[::-1][first]
+    at_risk_x = np.cumsum((risk[:, None] * x)[::-1], axis=0)[::-1][first]
+    group = np.searchsorted(times, time[dead])
+    deaths = np.bincount(group, minlength=len(times))
+    tie = np.bincount(group, weights=risk[dead], minlength=len(times))
+    tie_x = np.stack(
+        [
+            np.bincount(group, weights=(risk * x[:, j])[dead], minlength=len(times))
+            for j in range(x.shape[1])
+        ],
+        axis=1,
+    )
+    slot_group = np.repeat(np.arange(len(times)), deaths)
+    slot_share = np.arange(len(slot_group)) - np.repeat(np.cumsum(deaths) - deaths, deaths)
+    slot_share = slot_share / deaths[slot_group]
+    slot_mean = (at_risk_x[slot_group] - slot_share[:, None] * tie_x[slot_group]) / (
+        at_risk[slot_group] - slot_share * tie[slot_group]
+    )[:, None]
+    efron_mean = (
+        np.stack(
+            [
+                np.bincount(slot_group, weights=slot_mean[:, j], minlength=len(times))
+                for j in range(x.shape[1])
+            ],
+            axis=1,
+        )
+        / np.maximum(deaths, 1)[:, None]
+    )
+    return x[dead] - efron_mean[group], time[dead]
+
+
 def schoenfeld_global(fit: CoxFit) -> tuple[float, float, int]:
     """Grambsch–Therneau global test on KM-transformed time (chi-square, p, df).
 
-    lifelines gives only the per-covariate statistics; the global one combines the same
-    scaled Schoenfeld residuals r* with the model's variance V:
-    T = w' V^-1 w / (d * sum(g^2)), w = sum over events of g * r*, g the centred 1 - KM(t).
+    T = d · u' V u / sum(g^2), u = sum over deaths of g · r, r the Schoenfeld residual,
+    g the centred 1 - KM(t) at the death's time, V the model's variance, d the deaths:
+    with one covariate this is lifelines' `proportional_hazard_test(time_transform="km")`.
     """
-    fitter = fit.fitter
-    residuals = fitter.compute_residuals(fit.data, kind="scaled_schoenfeld")
-    durations = fit.data[fit.duration]
-    km = KaplanMeierFitter().fit(durations, fit.data[fit.event]).survival_function_
-    g = 1 - km.iloc[:, 0].loc[durations.loc[residuals.index]].to_numpy()
+    residuals, times = schoenfeld_residuals(fit)
+    km = KaplanMeierFitter().fit(fit.data[fit.duration], fit.data[fit.event])
+    g = 1 - km.survival_function_.iloc[:, 0].loc[times].to_numpy()
     g = g - g.mean()
-    w = g @ residuals[fitter.params_.index].to_numpy()
-    variance = fitter.variance_matrix_.to_numpy()
-    statistic = float(w @ np.linalg.solve(variance, w) / (len(g) * (g**2).sum()))
-    df = len(w)
-    return statistic, float(stats.chi2.sf(statistic, df)), df
+    u = g @ residuals
+    variance = fit.fitter.variance_matrix_.to_numpy()
+    deaths = len(g)
+    statistic = float(deaths * u @ variance @ u / (g**2).sum())
+    return statistic, float(stats.chi2.sf(statistic, len(u))), len(u)
 
 
 # ---------------------------------------------------------------------------------------
@@ -598,8 +712,10 @@ def categorical_rows(variable: str, levels: list[str], groups: dict[str, pd.Data
 def baseline_table(endpoints: pd.DataFrame) -> pd.DataFrame:
     """Table 1: eligible cohort, and stage IV by BM status."""
     groups = table1_groups(endpoints)
-    rows = [{"variable": "patients", "level": "", "kind": "count"}
-            | {f"{name}_n": len(frame) for name, frame in groups.items()}]  # fmt: skip
+    rows = [
+        {"variable": "patients", "level": "", "kind": "count"}
+        | {f"{name}_n": len(frame) for name, frame in groups.items()}
+    ]
     rows += continuous_rows("age_years", groups)
     for variable, levels in TABLE1_CATEGORICAL.items():
         rows += categorical_rows(variable, levels, groups)

@@ -22,7 +22,30 @@ def test_a_wrong_key_or_type_stops_the_run_naming_it(workdir, override, named):
 def test_the_defaults_dry_run(workdir):
     result = snakemake(workdir, "--dry-run")
     assert result.returncode == 0, result.stderr[-2000:]
-    for rule in ["simulate", "validate_exports", "derive_endpoints", "estimate_cohort",
-                 "estimate_survival", "collect_estimates", "baseline_table", "plot_survival",
-                 "report"]:  # fmt: skip
+    for rule in [
+        "simulate",
+        "validate_exports",
+        "derive_endpoints",
+        "estimate_cohort",
+        "estimate_survival",
+        "collect_estimates",
+        "baseline_table",
+        "plot_survival",
+        "report",
+    ]:
         assert rule in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("overrides", "named"),
+    [
+        (["out_dir=."], "among the workflow's files"),
+        (["raw_dir=exports", "out_dir=exports/results"], "overlap"),
+        (["raw_dir=exports/raw", "out_dir=exports"], "overlap"),
+    ],
+)
+def test_results_cannot_land_among_exports_or_workflow_files(workdir, overrides, named):
+    (workdir / "exports" / "raw").mkdir(parents=True, exist_ok=True)
+    result = snakemake(workdir, "--dry-run", "--config", *overrides)
+    assert result.returncode != 0
+    assert named in result.stderr + result.stdout

@@ -54,15 +54,24 @@ def test_sre_by_antiresorptive_therapy_is_significant(reproduction):
 def test_synthetic_exports_stay_in_resources(default_run):
     synthetic = default_run / "resources" / "synthetic"
     assert sorted(p.name for p in synthetic.iterdir()) == [
-        "SYNTHETIC.txt", "imaging.csv", "patients.csv", "skeletal_events.csv", "therapies.csv"
-    ]  # fmt: skip
+        "SYNTHETIC.txt",
+        "imaging.csv",
+        "patients.csv",
+        "skeletal_events.csv",
+        "therapies.csv",
+    ]
     html = (default_run / "results" / "report" / "report.html").read_text()
     assert "SYNTHETIC DATA" in html
 
 
 def test_a_forced_rerun_gives_identical_result_files(default_run):
-    names = ["estimates.csv", "tables/table1.csv", "figures/km_os_bm.svg",
-             "figures/km_os_bm.csv", "report/report.html"]  # fmt: skip
+    names = [
+        "estimates.csv",
+        "tables/table1.csv",
+        "figures/km_os_bm.svg",
+        "figures/km_os_bm.csv",
+        "report/report.html",
+    ]
     before = {name: (default_run / "results" / name).read_bytes() for name in names}
     result = snakemake(default_run, "--forceall")
     assert result.returncode == 0, result.stderr[-3000:]

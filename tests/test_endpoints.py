@@ -29,9 +29,16 @@ def test_tiny_export_has_one_warning_only(tiny):
 
 def test_eligibility_first_failing_reason(endpoints):
     assert endpoints["exclusion_reason"].to_dict() == {
-        "P01": "", "P02": "", "P03": "", "P04": "", "P05": "", "P06": "",
-        "P07": "study_period", "P08": "age", "P09": "study_period",
-    }  # fmt: skip
+        "P01": "",
+        "P02": "",
+        "P03": "",
+        "P04": "",
+        "P05": "",
+        "P06": "",
+        "P07": "study_period",
+        "P08": "age",
+        "P09": "study_period",
+    }
 
 
 def test_eighteenth_birthday_is_not_eighteen(endpoints):
@@ -40,8 +47,13 @@ def test_eighteenth_birthday_is_not_eighteen(endpoints):
 
 
 def test_bm_date_is_first_positive_exam(endpoints):
-    expected = {"P01": "2010-01-20", "P02": "2012-06-05", "P03": "2016-03-01",
-                "P04": "2018-02-10", "P06": "2011-01-01"}  # fmt: skip
+    expected = {
+        "P01": "2010-01-20",
+        "P02": "2012-06-05",
+        "P03": "2016-03-01",
+        "P04": "2018-02-10",
+        "P06": "2011-01-01",
+    }
     bm = endpoints[endpoints["bm"]]
     assert bm["bm_date"].dt.strftime("%Y-%m-%d").to_dict() == expected
     assert not endpoints.loc[["P05", "P07", "P08", "P09"], "bm"].any()
@@ -53,8 +65,12 @@ def test_population_bm_excludes_metachronous_stage_iii(endpoints):
 
 def test_sstr_only_versus_morphologic_on_the_same_day(endpoints):
     assert endpoints.loc[["P01", "P02", "P03", "P04", "P06"], "sstr_only"].tolist() == [
-        True, False, True, False, False
-    ]  # fmt: skip
+        True,
+        False,
+        True,
+        False,
+        False,
+    ]
 
 
 def test_months_to_morphologic(endpoints):
@@ -69,15 +85,17 @@ def test_months_to_morphologic(endpoints):
 
 def test_bm_type(endpoints):
     assert endpoints.loc[["P01", "P02", "P03", "P04", "P06"], "bm_type"].tolist() == [
-        "osteoblastic", "osteolytic", "unknown", "mixed", "mixed"
-    ]  # fmt: skip
+        "osteoblastic",
+        "osteolytic",
+        "unknown",
+        "mixed",
+        "mixed",
+    ]
     assert endpoints.loc[["P05"], "bm_type"].isna().all()
 
 
 def test_sre_counts_only_on_or_after_bm(endpoints):
-    assert endpoints.loc[["P01", "P02", "P03", "P04"], "sre"].tolist() == [
-        False, True, False, True
-    ]  # fmt: skip
+    assert endpoints.loc[["P01", "P02", "P03", "P04"], "sre"].tolist() == [False, True, False, True]
     assert endpoints.at["P03", "n_sre_left_out"] == 1
     assert endpoints.at["P04", "n_sre"] == 2
 
@@ -88,8 +106,12 @@ def test_antiresorptive_whatever_its_date(endpoints):
 
 def test_grade_given_wins_and_ki67_fills_in(endpoints):
     assert endpoints.loc[["P01", "P02", "P03", "P05", "P06"], "grade"].tolist() == [
-        "G1", "G2", "G3", None, "G3"
-    ]  # fmt: skip
+        "G1",
+        "G2",
+        "G3",
+        None,
+        "G3",
+    ]
     assert endpoints.at["P02", "grade_source"] == "ki67"
     assert endpoints.at["P05", "grade_source"] == "missing"
 

@@ -85,21 +85,22 @@ def test_fisher_with_an_empty_margin_is_not_computable():
 
 def test_median_where_the_curve_is_exactly_one_half_is_the_midpoint():
     # S drops to 3/6 at t=3 and stays there until t=4: R reports (3 + 4) / 2.
-    estimate = models.km_median("m", "all", pd.Series([1.0, 2, 3, 4, 5, 6]),
-                                pd.Series([True] * 6), LEVEL)  # fmt: skip
+    estimate = models.km_median(
+        "m", "all", pd.Series([1.0, 2, 3, 4, 5, 6]), pd.Series([True] * 6), LEVEL
+    )
     assert estimate["value"] == 3.5
 
 
 def test_median_of_a_curve_ending_flat_at_one_half_uses_the_last_time():
     durations = pd.Series([1.0, 2, 3, 4])
-    estimate = models.km_median("m", "all", durations, pd.Series([True, True, False, False]),
-                                LEVEL)  # fmt: skip
+    estimate = models.km_median("m", "all", durations, pd.Series([True, True, False, False]), LEVEL)
     assert estimate["value"] == 3.0  # (2 + last follow-up 4) / 2
 
 
 def test_median_not_reached_keeps_the_row_empty():
-    estimate = models.km_median("m", "all", pd.Series([1.0, 2, 3, 4]),
-                                pd.Series([True, False, False, False]), LEVEL)  # fmt: skip
+    estimate = models.km_median(
+        "m", "all", pd.Series([1.0, 2, 3, 4]), pd.Series([True, False, False, False]), LEVEL
+    )
     assert estimate["value"] is None
     assert "median" in estimate["method"] and "not reached" in estimate["method"]
 
@@ -204,8 +205,14 @@ def test_cox_without_events_keeps_its_rows():
 
 def test_cox_drops_a_covariate_without_variation_and_says_so():
     rng = np.random.default_rng(5)
-    data = pd.DataFrame({"t": rng.exponential(10, 50), "d": rng.random(50) < 0.8,
-                         "x": rng.random(50) < 0.5, "g3": False})  # fmt: skip
+    data = pd.DataFrame(
+        {
+            "t": rng.exponential(10, 50),
+            "d": rng.random(50) < 0.8,
+            "x": rng.random(50) < 0.5,
+            "g3": False,
+        }
+    )
     fit = models.fit_cox(data, ["x", "g3"], "t", "d", LEVEL)
     rows = models.cox_rows(fit, {"hr_x": "x", "hr_g3": "g3"}, "stage_iv", LEVEL, "Cox")
     assert rows[0]["value"] is not None
@@ -216,8 +223,9 @@ def test_global_ph_test_with_one_covariate_equals_lifelines_per_covariate_test()
     from lifelines.statistics import proportional_hazard_test
 
     rng = np.random.default_rng(2)
-    data = pd.DataFrame({"t": rng.weibull(1.5, 120) * 40, "d": rng.random(120) < 0.7,
-                         "x": rng.normal(size=120)})  # fmt: skip
+    data = pd.DataFrame(
+        {"t": rng.weibull(1.5, 120) * 40, "d": rng.random(120) < 0.7, "x": rng.normal(size=120)}
+    )
     fit = models.fit_cox(data, ["x"], "t", "d", LEVEL)
     statistic, p_value, df = models.schoenfeld_global(fit)
     reference = proportional_hazard_test(fit.fitter, fit.data, time_transform="km")
@@ -231,3 +239,48 @@ def test_estimates_round_trip_at_full_precision(tmp_path):
     models.write_estimates(frame, tmp_path / "e.csv")
     again = models.read_result(tmp_path / "e.csv")
     assert again.loc[0, "value"] == 1 / 3 and again.loc[0, "p_value"] == 1e-17
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_fast_conditional_odds_ratio_equals_scipy(seed):
+    """Our vectorised law must give scipy's answer on tables scipy can still handle."""
+    from scipy.stats.contingency import odds_ratio
+
+    rng = np.random.default_rng(seed)
+    for table in rng.integers(0, 40, size=(20, 2, 2)):
+        if (table.sum(axis=0) == 0).any() or (table.sum(axis=1) == 0).any():
+            continue
+        reference = odds_ratio(table, kind="conditional")
+        interval = reference.confidence_interval(LEVEL)
+        ours = models.conditional_odds_ratio(table, LEVEL)
+        expected = (reference.statistic, interval.low, interval.high)
+        assert ours == pytest.approx(expected, rel=1e-9, abs=1e-300)
+
+
+def test_conditional_odds_ratio_of_a_registry_sized_table_is_quick():
+    import time
+
+    start = time.perf_counter()
+    models.conditional_odds_ratio(np.array([[70000, 30000], [110000, 190000]]), LEVEL)
+    assert time.perf_counter() - start < 5
+
+
+def test_vectorised_schoenfeld_residuals_equal_lifelines_with_ties():
+    rng = np.random.default_rng(8)
+    data = pd.DataFrame(
+        {
+            "t": np.round(rng.exponential(12, 150)),  # many tied death times
+            "d": rng.random(150) < 0.7,
+            "x": rng.normal(size=150),
+            "z": rng.random(150) < 0.4,
+        }
+    )
+    fit = models.fit_cox(data, ["x", "z"], "t", "d", LEVEL)
+    ours, times = models.schoenfeld_residuals(fit)
+    ordered = fit.data.sort_values("t", kind="stable")
+    deaths = ordered.index[ordered["d"].astype(bool)]
+    reference = fit.fitter.compute_residuals(fit.data, kind="schoenfeld").loc[deaths]
+    expected = reference.to_numpy()
+    by_rows = lambda rows: rows[np.lexsort(np.round(rows, 9).T)]  # noqa: E731
+    assert np.allclose(by_rows(ours), by_rows(expected), atol=1e-12)
+    assert np.array_equal(times, ordered.loc[deaths, "t"].to_numpy())

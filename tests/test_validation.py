@@ -103,9 +103,12 @@ def test_strict_turns_warnings_into_errors(config, tmp_path):
     folder = tmp_path / "export"
     shutil.copytree(DATA / "tiny", folder)
     result = ingest.validate_folder(
-        folder, REPO / "schemas", ingest.format_from_config(config),
-        checks.definitions_from_config(config["definitions"]), strict=True,
-    )  # fmt: skip
+        folder,
+        REPO / "schemas",
+        ingest.format_from_config(config),
+        checks.definitions_from_config(config["definitions"]),
+        strict=True,
+    )
     assert found(result) == [["error", "skeletal_events.csv", 3, "event_date", "sre_before_bm"]]
     assert result.has_errors
 
@@ -140,9 +143,13 @@ def test_blank_lines_do_not_shift_reported_lines(config, tmp_path):
 
 def test_issues_csv_neutralises_formulas_and_keeps_the_format(tmp_path):
     findings = checks.findings_frame(
-        "patients.csv", "category", "sex '=HYPERLINK(\"x\")' is not one of",
-        line=pd.Series([3]), column="sex", value="=HYPERLINK(\"x\")",
-    )  # fmt: skip
+        "patients.csv",
+        "category",
+        "sex '=HYPERLINK(\"x\")' is not one of",
+        line=pd.Series([3]),
+        column="sex",
+        value='=HYPERLINK("x")',
+    )
     checks.write_issues(findings, tmp_path / "issues.csv")
     written = pd.read_csv(tmp_path / "issues.csv", dtype=str)
     assert list(written.columns) == checks.FINDING_COLUMNS

@@ -14,20 +14,57 @@ from sinet_bm.simulate import SyntheticDesign, scaled, simulate_cohort, write_ex
 
 REPO = Path(__file__).resolve().parent.parent
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"
-WORKFLOW_FILES = ["Snakefile", "config.yaml", "rules", "scripts", "schemas", "envs",
-                  "resources/published.csv", "sinet_bm"]  # fmt: skip
+WORKFLOW_FILES = [
+    "Snakefile",
+    "config.yaml",
+    "rules",
+    "scripts",
+    "schemas",
+    "envs",
+    "resources/published.csv",
+    "sinet_bm",
+]
 
 CONTRACT_IDS = [
-    "n_exported", "n_excluded_period", "n_excluded_age", "n_eligible", "n_stage_iv",
-    "prop_stage_iv", "n_bm", "prop_bm", "prop_male", "median_age_years", "prop_functioning",
-    "prop_functioning_bm", "test_functioning_bm", "prop_sstr_only",
-    "median_months_to_morphologic", "median_months_to_morphologic_km", "prop_osteoblastic",
-    "prop_osteolytic", "prop_mixed", "median_followup_months", "n_sre", "prop_sre",
-    "prop_sre_osteoblastic", "prop_sre_osteolytic", "prop_sre_mixed", "prop_sre_antiresorptive",
-    "prop_sre_no_antiresorptive", "test_sre_antiresorptive", "median_os_bm", "median_os_no_bm",
-    "test_os_logrank", "hr_os_bm_crude", "hr_os_bm_adjusted", "hr_os_age_adjusted",
-    "hr_os_male_adjusted", "hr_os_g2_adjusted", "hr_os_g3_adjusted", "test_ph_global",
-]  # fmt: skip
+    "n_exported",
+    "n_excluded_period",
+    "n_excluded_age",
+    "n_eligible",
+    "n_stage_iv",
+    "prop_stage_iv",
+    "n_bm",
+    "prop_bm",
+    "prop_male",
+    "median_age_years",
+    "prop_functioning",
+    "prop_functioning_bm",
+    "test_functioning_bm",
+    "prop_sstr_only",
+    "median_months_to_morphologic",
+    "median_months_to_morphologic_km",
+    "prop_osteoblastic",
+    "prop_osteolytic",
+    "prop_mixed",
+    "median_followup_months",
+    "n_sre",
+    "prop_sre",
+    "prop_sre_osteoblastic",
+    "prop_sre_osteolytic",
+    "prop_sre_mixed",
+    "prop_sre_antiresorptive",
+    "prop_sre_no_antiresorptive",
+    "test_sre_antiresorptive",
+    "median_os_bm",
+    "median_os_no_bm",
+    "test_os_logrank",
+    "hr_os_bm_crude",
+    "hr_os_bm_adjusted",
+    "hr_os_age_adjusted",
+    "hr_os_male_adjusted",
+    "hr_os_g2_adjusted",
+    "hr_os_g3_adjusted",
+    "test_ph_global",
+]
 
 
 def copy_workflow(target: Path) -> Path:
@@ -74,8 +111,15 @@ def test_run_writes_every_contract_estimate(small_run):
     estimates = pd.read_csv(workdir / "out" / "estimates.csv")
     assert estimates["estimate"].tolist() == CONTRACT_IDS
     assert list(estimates.columns) == [
-        "estimate", "population", "n", "value", "ci_lower", "ci_upper", "p_value", "method"
-    ]  # fmt: skip
+        "estimate",
+        "population",
+        "n",
+        "value",
+        "ci_lower",
+        "ci_upper",
+        "p_value",
+        "method",
+    ]
 
 
 def test_counts_match_the_export_counted_independently(small_run):
@@ -136,8 +180,12 @@ def test_invalid_export_stops_before_analysis_and_removes_stale_results(small_ru
     assert issues[["severity", "file", "line", "column", "check"]].values.tolist() == [
         ["error", "patients.csv", 4, "sex", "category"]
     ]
-    for stale in ["estimates.csv", "report/report.html", "endpoints/patients.parquet",
-                  "validated/patients.parquet"]:  # fmt: skip
+    for stale in [
+        "estimates.csv",
+        "report/report.html",
+        "endpoints/patients.parquet",
+        "validated/patients.parquet",
+    ]:
         assert not (out / stale).exists(), stale
     assert digest(broken) == before
 

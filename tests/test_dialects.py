@@ -1,0 +1,123 @@
+"""The same cohort exported as canonical CSV, as a German CSV and as .xlsx gives the same study."""
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from test_workflow import copy_workflow, snakemake
+
+from sinet_bm import checks, ingest
+from sinet_bm.endpoints import derive_endpoints, rules_from_config
+from sinet_bm.simulate import SyntheticDesign, scaled, simulate_cohort, write_exports
+
+DATA = Path(__file__).parent / "data"
+REPO = Path(__file__).resolve().parent.parent
+GERMAN = yaml.safe_load((DATA / "german_export.yaml").read_text())
+DATES = {
+    "patients": ["birth_date", "diagnosis_date", "last_followup_date"],
+    "imaging": ["exam_date"],
+    "therapies": ["start_date", "end_date"],
+    "skeletal_events": ["event_date"],
+}
+YES_NO = {"true": "ja", "false": "nein"}
+
+
+def write_german(canonical: Path, target: Path) -> None:
+    """What a German hospital system exports for the same patients."""
+    target.mkdir()
+    for table, dates in DATES.items():
+        frame = pd.read_csv(canonical / f"{table}.csv", dtype=str, keep_default_na=False)
+        for column in dates:
+            iso = pd.to_datetime(frame[column].replace("", None))
+            frame[column] = iso.dt.strftime("%d.%m.%Y").fillna("")
+        if table == "patients":
+            frame["ki67_percent"] = frame["ki67_percent"].str.replace(".", ",")
+            frame["sex"] = frame["sex"].map({"male": "M", "female": "W"})
+            frame["functioning"] = frame["functioning"].map(YES_NO)
+            frame["Bemerkung"] = "Größe über Norm"
+            frame = frame.rename(
+                columns={
+                    "sex": "Geschlecht",
+                    "diagnosis_date": "Diagnosedatum",
+                    "functioning": "Funktionell",
+                }
+            )
+        if table == "imaging":
+            for column in ("bone_sstr_uptake", "bone_morphologic"):
+                frame[column] = frame[column].map(YES_NO).fillna("")
+        frame.to_csv(target / f"{table}.csv", sep=";", index=False, encoding="cp1252")
+    shutil.copy(canonical / "SYNTHETIC.txt", target)
+
+
+def write_xlsx(tables: dict[str, pd.DataFrame], target: Path) -> None:
+    """Real date and boolean cells, one workbook per table, as spreadsheets export them."""
+    target.mkdir()
+    for table, frame in tables.items():
+        cells = frame.astype(object).where(frame.notna(), None)
+        cells.to_excel(target / f"{table}.xlsx", index=False, sheet_name="Export")
+    (target / "SYNTHETIC.txt").write_text("Synthetic data, simulated by sinet_bm.simulate.\n")
+
+
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("dialects")
+    tables = simulate_cohort(scaled(SyntheticDesign(), 150), seed=9)
+    write_exports(tables, root / "canonical")
+    write_german(root / "canonical", root / "german")
+    write_xlsx(tables, root / "xlsx")
+    return {"canonical": root / "canonical", "german": root / "german", "xlsx": root / "xlsx"}
+
+
+def endpoints_of(folder: Path, config: dict, overrides: dict) -> pd.DataFrame:
+    fmt = ingest.format_from_config({**config, **overrides})
+    rules = checks.definitions_from_config(config["definitions"])
+    result = ingest.validate_folder(folder, REPO / "schemas", fmt, rules, strict=False)
+    assert result.findings.empty, result.findings.head()
+    return derive_endpoints(result.tables, rules_from_config(config["definitions"]))
+
+
+def test_german_export_gives_the_same_endpoints(exports, config):
+    canonical = endpoints_of(exports["canonical"], config, {})
+    german = endpoints_of(exports["german"], config, GERMAN)
+    pd.testing.assert_frame_equal(german, canonical)
+
+
+def test_xlsx_export_gives_the_same_endpoints(exports, config):
+    canonical = endpoints_of(exports["canonical"], config, {})
+    workbook = endpoints_of(exports["xlsx"], config, {"raw_format": {"sheet": "Export"}})
+    pd.testing.assert_frame_equal(workbook, canonical)
+
+
+def test_a_missing_sheet_is_named(exports, config):
+    fmt = ingest.format_from_config({**config, "raw_format": {"sheet": "Tabelle1"}})
+    result = ingest.validate_folder(
+        exports["xlsx"],
+        REPO / "schemas",
+        fmt,
+        checks.definitions_from_config(config["definitions"]),
+        strict=False,
+    )
+    assert set(result.findings["check"]) == {"sheet"}
+    assert "Export" in result.findings["message"].iloc[0]
+
+
+@pytest.mark.slow
+def test_all_three_dialects_give_an_identical_estimates_csv(exports, tmp_path):
+    workdir = copy_workflow(tmp_path / "repo")
+    (tmp_path / "german.yaml").write_text(yaml.safe_dump(GERMAN, allow_unicode=True))
+    (tmp_path / "xlsx.yaml").write_text(yaml.safe_dump({"raw_format": {"sheet": "Export"}}))
+    runs = {
+        "canonical": [],
+        "german": ["--configfile", str(tmp_path / "german.yaml")],
+        "xlsx": ["--configfile", str(tmp_path / "xlsx.yaml")],
+    }
+    for name, extra in runs.items():
+        result = snakemake(
+            workdir, *extra, "--config", f"raw_dir={exports[name]}", f"out_dir=out_{name}"
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+    canonical = (workdir / "out_canonical" / "estimates.csv").read_bytes()
+    for name in ("german", "xlsx"):
+        assert (workdir / f"out_{name}" / "estimates.csv").read_bytes() == canonical, name

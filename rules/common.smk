@@ -22,7 +22,11 @@ def check_out_dir(out_dir, raw_dir):
         )
     if raw_dir is not None:
         raw_dir = raw_dir.resolve()
-        if out_dir == raw_dir or raw_dir in out_dir.parents or out_dir in raw_dir.parents:
+        if (
+            out_dir == raw_dir
+            or raw_dir in out_dir.parents
+            or out_dir in raw_dir.parents
+        ):
             raise ValueError(
                 f"out_dir {out_dir} and raw_dir {raw_dir} overlap; results and exports "
                 "must live in separate folders so that no export is ever overwritten"
@@ -82,6 +86,7 @@ def final_outputs():
     return [
         out("estimates.csv"),
         out("tables/table1.csv"),
+        out("tables/flow.csv"),
         out("figures/km_os_bm.svg"),
         out("report/report.html"),
     ]

@@ -50,17 +50,18 @@ rule collect_estimates:
         "../scripts/collect_estimates.py"
 
 
-rule baseline_table:
+rule describe_cohort:
     input:
         endpoints=rules.derive_endpoints.output.endpoints,
         code=package("models"),
     output:
-        table=out("tables/table1.csv"),
+        table1=out("tables/table1.csv"),
+        flow=out("tables/flow.csv"),
     log:
-        log("baseline_table"),
+        log("describe_cohort"),
     benchmark:
-        bench("baseline_table")
+        bench("describe_cohort")
     conda:
         "../envs/estimate.yaml"
     script:
-        "../scripts/baseline_table.py"
+        "../scripts/describe_cohort.py"

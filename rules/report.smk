@@ -20,7 +20,8 @@ rule plot_survival:
 rule report:
     input:
         estimates=rules.collect_estimates.output.estimates,
-        table1=rules.baseline_table.output.table,
+        table1=rules.describe_cohort.output.table1,
+        flow=rules.describe_cohort.output.flow,
         km_figure=rules.plot_survival.output.figure,
         validation=rules.validate_exports.output.summary,
         published="resources/published.csv",

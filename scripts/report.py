@@ -10,6 +10,7 @@ sys.stderr = open(snakemake.log[0], "w")
 html = render_report(
     estimates=Path(snakemake.input.estimates),
     table1=Path(snakemake.input.table1),
+    flow=Path(snakemake.input.flow),
     km_figure=Path(snakemake.input.km_figure),
     validation=Path(snakemake.input.validation),
     published=Path(snakemake.input.published),

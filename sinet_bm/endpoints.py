@@ -100,10 +100,17 @@ def skeletal_events(events: pd.DataFrame, bm_date: pd.Series) -> pd.DataFrame:
     """SREs on or after the BM date count; earlier ones (and those without BM) are left out."""
     own_bm = events["patient_id"].map(bm_date)
     counted = events["event_date"] >= own_bm
-    by_patient = events.assign(counted=counted, left_out=~counted).groupby("patient_id")
+    without_bm = own_bm.isna()
+    flags = pd.DataFrame(
+        {
+            "patient_id": events["patient_id"],
+            "n_sre": counted,
+            "n_sre_before_bm": ~counted & ~without_bm,
+            "n_sre_without_bm": without_bm,
+        }
+    )
+    out = flags.groupby("patient_id").sum().astype(int)
     first_sre = events.loc[counted].groupby("patient_id")["event_date"].min()
-    out = by_patient[["counted", "left_out"]].sum().astype(int)
-    out.columns = ["n_sre", "n_sre_left_out"]
     out["first_sre_date"] = first_sre.reindex(out.index)
     return out
 
@@ -139,7 +146,8 @@ def derive_endpoints(tables: Mapping[str, pd.DataFrame], rules: EndpointRules) -
     out = pd.concat([out.reset_index(drop=True), joined], axis=1)
     out["sstr_only"] = out["sstr_only"].astype("boolean").fillna(False).astype(bool)
     out["morphologic_visible"] = out["morphologic_visible"].astype("boolean")
-    out[["n_sre", "n_sre_left_out"]] = out[["n_sre", "n_sre_left_out"]].fillna(0).astype(int)
+    counts = ["n_sre", "n_sre_before_bm", "n_sre_without_bm"]
+    out[counts] = out[counts].fillna(0).astype(int)
     out["sre"] = out["n_sre"] > 0
     out["antiresorptive"] = out["antiresorptive_start"].notna()
     out["dead"] = patients["vital_status"].astype(str).to_numpy() == "dead"
@@ -179,7 +187,8 @@ ENDPOINT_COLUMNS = [
     "antiresorptive_start",
     "sre",
     "n_sre",
-    "n_sre_left_out",
+    "n_sre_before_bm",
+    "n_sre_without_bm",
     "first_sre_date",
     "dead",
     "last_followup_date",

@@ -709,6 +709,48 @@ def categorical_rows(variable: str, levels: list[str], groups: dict[str, pd.Data
     return rows
 
 
+def cohort_flow(endpoints: pd.DataFrame) -> pd.DataFrame:
+    """Counts behind the flow diagram, from export to BM, and SREs counted or left out."""
+    pop = populations(endpoints)
+    reasons = endpoints["exclusion_reason"]
+    exported = endpoints
+    steps = [
+        ("exported", "", len(exported), None),
+        (
+            "excluded",
+            "diagnosis outside the study period",
+            int((reasons == "study_period").sum()),
+            None,
+        ),
+        ("excluded", "age at diagnosis below the minimum", int((reasons == "age").sum()), None),
+        ("eligible", "", len(pop["all"]), None),
+        ("stage_iv", "", len(pop["stage_iv"]), None),
+        ("bm", "", len(pop["bm"]), None),
+        ("no_bm", "", len(pop["stage_iv"]) - len(pop["bm"]), None),
+        (
+            "sre_counted",
+            "on or after the BM date, population bm",
+            int(pop["bm"]["sre"].sum()),
+            int(pop["bm"]["n_sre"].sum()),
+        ),
+        (
+            "sre_left_out",
+            "before the first positive bone imaging",
+            int((exported["n_sre_before_bm"] > 0).sum()),
+            int(exported["n_sre_before_bm"].sum()),
+        ),
+        (
+            "sre_left_out",
+            "no positive bone imaging at all",
+            int((exported["n_sre_without_bm"] > 0).sum()),
+            int(exported["n_sre_without_bm"].sum()),
+        ),
+    ]
+    frame = pd.DataFrame(steps, columns=["step", "reason", "patients", "events"])
+    frame["events"] = frame["events"].astype("Int64")
+    return frame
+
+
 def baseline_table(endpoints: pd.DataFrame) -> pd.DataFrame:
     """Table 1: eligible cohort, and stage IV by BM status."""
     groups = table1_groups(endpoints)

@@ -29,7 +29,7 @@ def test_the_defaults_dry_run(workdir):
         "estimate_cohort",
         "estimate_survival",
         "collect_estimates",
-        "baseline_table",
+        "describe_cohort",
         "plot_survival",
         "report",
     ]:

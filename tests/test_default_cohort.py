@@ -68,6 +68,7 @@ def test_a_forced_rerun_gives_identical_result_files(default_run):
     names = [
         "estimates.csv",
         "tables/table1.csv",
+        "tables/flow.csv",
         "figures/km_os_bm.svg",
         "figures/km_os_bm.csv",
         "report/report.html",

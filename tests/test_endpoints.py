@@ -96,7 +96,8 @@ def test_bm_type(endpoints):
 
 def test_sre_counts_only_on_or_after_bm(endpoints):
     assert endpoints.loc[["P01", "P02", "P03", "P04"], "sre"].tolist() == [False, True, False, True]
-    assert endpoints.at["P03", "n_sre_left_out"] == 1
+    assert endpoints.at["P03", "n_sre_before_bm"] == 1
+    assert endpoints["n_sre_without_bm"].sum() == 0
     assert endpoints.at["P04", "n_sre"] == 2
 
 
@@ -122,3 +123,17 @@ def test_overall_survival(endpoints):
     assert bool(endpoints.at["P01", "dead"]) is True
     assert endpoints.at["P02", "os_months"] == pytest.approx(2922 / MONTH)
     assert bool(endpoints.at["P02", "dead"]) is False
+
+
+def test_cohort_flow_counts_sres_left_out_with_their_reason(tiny, config):
+    from sinet_bm.models import cohort_flow
+
+    frame = derive_endpoints(tiny.tables, rules_from_config(config["definitions"]))
+    flow = cohort_flow(frame).set_index(["step", "reason"])
+    assert flow.loc[("exported", ""), "patients"] == 9
+    assert flow.loc[("excluded", "diagnosis outside the study period"), "patients"] == 2
+    assert flow.loc[("excluded", "age at diagnosis below the minimum"), "patients"] == 1
+    counted = flow.loc[("sre_counted", "on or after the BM date, population bm")]
+    assert (counted["patients"], counted["events"]) == (2, 3)  # P02 one, P04 two
+    left_out = flow.loc[("sre_left_out", "before the first positive bone imaging")]
+    assert (left_out["patients"], left_out["events"]) == (1, 1)  # P03

@@ -438,6 +438,17 @@ def not_after_followup(table: str, column: str) -> CrossRule:
     )
 
 
+def not_before(table: str, column: str, earlier: str) -> CrossRule:
+    return CrossRule(
+        table,
+        column,
+        "date_order",
+        f"{column} is on or after {earlier}",
+        lambda f, r: before(f, column, earlier),
+        order_message(column, "before", earlier),
+    )
+
+
 CHILD_RULES = [
     foreign_key("imaging"),
     not_after_followup("imaging", "exam_date"),
@@ -504,24 +515,10 @@ CHILD_RULES = [
     ),
     foreign_key("therapies"),
     not_after_followup("therapies", "start_date"),
-    CrossRule(
-        "therapies",
-        "end_date",
-        "date_order",
-        "end_date is on or after start_date",
-        lambda f, r: before(f, "end_date", "start_date"),
-        order_message("end_date", "before", "start_date"),
-    ),
+    not_before("therapies", "end_date", "start_date"),
     not_after_followup("therapies", "end_date"),
     foreign_key("skeletal_events"),
-    CrossRule(
-        "skeletal_events",
-        "event_date",
-        "date_order",
-        "event_date is on or after diagnosis_date",
-        lambda f, r: before(f, "event_date", "diagnosis_date"),
-        order_message("event_date", "before", "diagnosis_date"),
-    ),
+    not_before("skeletal_events", "event_date", "diagnosis_date"),
     not_after_followup("skeletal_events", "event_date"),
     CrossRule(
         "skeletal_events",

@@ -3,8 +3,12 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 CORES ?= all
+# Debian packages: WeasyPrint's libraries and fonts (PDF report); for the tests also a real
+# browser and poppler, which check the HTML and PDF as a reader would see them.
+REPORT_DEBS := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core
+TEST_DEBS := $(REPORT_DEBS) chromium poppler-utils
 
-.PHONY: run test lint format clean
+.PHONY: run test lint format clean report-deps test-deps
 
 $(BIN)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,10 +17,25 @@ $(BIN)/.installed: requirements.lock pyproject.toml
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
-run: $(BIN)/.installed
+define install_debs
+	@missing=$$(for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages: $$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+endef
+
+report-deps:
+	$(call install_debs,$(REPORT_DEBS))
+
+test-deps:
+	$(call install_debs,$(TEST_DEBS))
+
+run: $(BIN)/.installed report-deps
 	$(BIN)/snakemake --cores $(CORES)
 
-test: $(BIN)/.installed
+test: $(BIN)/.installed test-deps
 	$(BIN)/pytest -q
 
 lint: $(BIN)/.installed

@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 from snakemake.utils import min_version, validate
@@ -8,6 +9,15 @@ min_version("9.0")
 validate(config, schema="../schemas/config.schema.yaml")
 
 TABLES = ["patients", "imaging", "therapies", "skeletal_events"]
+FIGURES = [
+    "cohort_flow",
+    "km_os_bm",
+    "morphologic_visibility",
+    "bm_types",
+    "sre",
+    "cox_forest",
+]
+AUDITED_AFTER = {"all", "provenance", "report", "report_pdf"}
 SYNTHETIC_DIR = Path("resources/synthetic")
 OUT = Path(config["out_dir"])
 
@@ -87,9 +97,57 @@ def final_outputs():
         out("estimates.csv"),
         out("tables/table1.csv"),
         out("tables/flow.csv"),
-        out("figures/km_os_bm.svg"),
+        *expand(out("figures/{figure}.svg"), figure=FIGURES),
+        out("provenance.json"),
         out("report/report.html"),
+        out("report/report.pdf"),
     ]
+
+
+def audited_steps():
+    """The rules whose every run the audit appendix describes."""
+    return [
+        step
+        for step in workflow.rules
+        if step.name not in AUDITED_AFTER
+        and (step.name != "simulate" or not config["raw_dir"])
+    ]
+
+
+def analysis_outputs():
+    return [str(path) for step in audited_steps() for path in step.output]
+
+
+def step_inputs(step):
+    """Input paths, with input functions (the raw exports) called as Snakemake would."""
+    paths = []
+    for item in step.input:
+        if item.is_callable():
+            function = getattr(item._file, "callable", None) or item._file
+            paths += list(function(None).values())
+        else:
+            paths.append(str(item))
+    return paths
+
+
+def rule_manifest():
+    """What each step reads, writes, is told and runs, for provenance.json."""
+    return {
+        step.name: {
+            "inputs": step_inputs(step),
+            "outputs": [str(path) for path in step.output],
+            "logs": [str(path) for path in step.log],
+            "benchmark": str(step.benchmark) if step.benchmark else None,
+            "params": {
+                name: getattr(step.params, name)
+                for name in step.params._names
+                if not callable(getattr(step.params, name))
+            },
+            "script": os.path.normpath(os.path.join("rules", step.script)),
+            "conda_env": os.path.normpath(os.path.join("rules", str(step.conda_env))),
+        }
+        for step in audited_steps()
+    }
 
 
 def start_message():

@@ -44,6 +44,8 @@ rule collect_estimates:
         estimates=out("estimates.csv"),
     log:
         log("collect_estimates"),
+    benchmark:
+        bench("collect_estimates")
     conda:
         "../envs/estimate.yaml"
     script:

@@ -1,20 +1,67 @@
-rule plot_survival:
+rule plot_figures:
     input:
         endpoints=rules.derive_endpoints.output.endpoints,
+        estimates=rules.collect_estimates.output.estimates,
+        flow=rules.describe_cohort.output.flow,
         code=package("models", "figures"),
     output:
-        figure=out("figures/km_os_bm.svg"),
-        data=out("figures/km_os_bm.csv"),
+        cohort_flow=report(
+            out("figures/cohort_flow.svg"),
+            caption="../report/cohort_flow.rst",
+            category="Cohort",
+        ),
+        km_os_bm=report(
+            out("figures/km_os_bm.svg"),
+            caption="../report/km_os_bm.rst",
+            category="Overall survival",
+        ),
+        morphologic_visibility=report(
+            out("figures/morphologic_visibility.svg"),
+            caption="../report/morphologic_visibility.rst",
+            category="Bone metastases",
+        ),
+        bm_types=report(
+            out("figures/bm_types.svg"),
+            caption="../report/bm_types.rst",
+            category="Bone metastases",
+        ),
+        sre=report(
+            out("figures/sre.svg"),
+            caption="../report/sre.rst",
+            category="Skeletal-related events",
+        ),
+        cox_forest=report(
+            out("figures/cox_forest.svg"),
+            caption="../report/cox_forest.rst",
+            category="Overall survival",
+        ),
+        data=expand(out("figures/{figure}.csv"), figure=FIGURES),
     log:
-        log("plot_survival"),
+        log("plot_figures"),
     benchmark:
-        bench("plot_survival")
+        bench("plot_figures")
     conda:
         "../envs/report.yaml"
     params:
         confidence_level=config["analysis"]["confidence_level"],
     script:
-        "../scripts/plot_survival.py"
+        "../scripts/plot_figures.py"
+
+
+rule provenance:
+    input:
+        analysis_outputs(),
+    output:
+        provenance=out("provenance.json"),
+    log:
+        log("provenance"),
+    conda:
+        "../envs/report.yaml"
+    params:
+        steps=rule_manifest(),
+        config=config,
+    script:
+        "../scripts/provenance.py"
 
 
 rule report:
@@ -22,13 +69,18 @@ rule report:
         estimates=rules.collect_estimates.output.estimates,
         table1=rules.describe_cohort.output.table1,
         flow=rules.describe_cohort.output.flow,
-        km_figure=rules.plot_survival.output.figure,
+        figures=[rules.plot_figures.output[name] for name in FIGURES],
         validation=rules.validate_exports.output.summary,
+        provenance=rules.provenance.output.provenance,
         published="resources/published.csv",
-        template="sinet_bm/templates/report.html",
+        templates=["sinet_bm/templates/report.html", "sinet_bm/templates/report.css"],
         code=package("report"),
     output:
-        html=out("report/report.html"),
+        html=report(
+            out("report/report.html"),
+            caption="../report/report.rst",
+            category="Study report",
+        ),
     log:
         log("report"),
     benchmark:
@@ -37,5 +89,25 @@ rule report:
         "../envs/report.yaml"
     params:
         config=config,
+        min_cell_count=config["privacy"]["min_cell_count"],
     script:
         "../scripts/report.py"
+
+
+rule report_pdf:
+    input:
+        html=rules.report.output.html,
+    output:
+        pdf=report(
+            out("report/report.pdf"),
+            caption="../report/report.rst",
+            category="Study report",
+        ),
+    log:
+        log("report_pdf"),
+    benchmark:
+        bench("report_pdf")
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../scripts/report_pdf.py"

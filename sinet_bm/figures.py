@@ -1,16 +1,28 @@
-"""Figures: one shared style, reproducible SVG, and the data behind each figure as CSV."""
+"""Figures: one shared style, reproducible SVG, and the data behind each figure as CSV.
+
+Colours are the Okabe-Ito palette (safe for colour-blind readers) and every contrast is
+doubled by a line style or hatch, so that a greyscale print still tells groups apart.
+Bar and forest plots are drawn from estimates.csv, so a figure can never disagree with the
+table beside it.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.figure import Figure
 
 from sinet_bm.models import kaplan_meier, populations
 
-PALETTE = {"BM": "#D55E00", "no BM": "#0072B2"}
-LINESTYLES = {"BM": "-", "no BM": "--"}
+BLUE, ORANGE, VERMILLION, GREEN, GREY = "#0072B2", "#E69F00", "#D55E00", "#009E73", "#555555"
+GROUPS = {"BM": (VERMILLION, "-", "//"), "no BM": (BLUE, "--", "")}
+WIDTH_INCHES = 6.3  # A4 text width with 2 cm margins
+FIGURES = ("cohort_flow", "km_os_bm", "morphologic_visibility", "bm_types", "sre", "cox_forest")
 
 
 def figure_style() -> None:
@@ -23,18 +35,33 @@ def figure_style() -> None:
             "axes.spines.top": False,
             "axes.spines.right": False,
             "font.size": 9,
+            "axes.titlesize": 9,
+            "axes.labelsize": 9,
+            "legend.fontsize": 8,
+            "xtick.labelsize": 8,
+            "ytick.labelsize": 8,
         }
     )
 
 
-def km_curve_data(endpoints: pd.DataFrame, level: float) -> pd.DataFrame:
-    """Step-function data of OS by BM status in stage IV, with band and numbers at risk."""
-    stage_iv = populations(endpoints)["stage_iv"]
+def save(fig: Figure, data: pd.DataFrame, folder: Path, name: str) -> None:
+    """The SVG and the numbers drawn in it, side by side."""
+    data.to_csv(folder / f"{name}.csv", index=False, lineterminator="\n")
+    fig.savefig(folder / f"{name}.svg", format="svg", metadata={"Date": None, "Creator": None})
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------------------------------
+# Kaplan-Meier curves
+
+
+def km_curves(groups: dict[str, pd.DataFrame], time: str, event: str, level: float) -> pd.DataFrame:
+    """Step-function data per group, with the log-log band and numbers at risk."""
     parts = []
-    for label, group in (("BM", stage_iv[stage_iv["bm"]]), ("no BM", stage_iv[~stage_iv["bm"]])):
+    for label, group in groups.items():
         if group.empty:
             continue
-        km = kaplan_meier(group["os_months"], group["dead"].astype(bool), level, label)
+        km = kaplan_meier(group[time], group[event].astype(bool), level, label)
         table = km.fitter.event_table
         band = km.fitter.confidence_interval_survival_function_
         parts.append(
@@ -46,40 +73,45 @@ def km_curve_data(endpoints: pd.DataFrame, level: float) -> pd.DataFrame:
                     "lower": band.iloc[:, 0].to_numpy(),
                     "upper": band.iloc[:, 1].to_numpy(),
                     "at_risk": table["at_risk"].to_numpy(),
-                    "deaths": table["observed"].to_numpy(),
+                    "events": table["observed"].to_numpy(),
                     "censored": table["censored"].to_numpy(),
                 }
             )
         )
-    return pd.concat(parts, ignore_index=True)
+    columns = ["group", "months", "survival", "lower", "upper", "at_risk", "events", "censored"]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
 
 
 def at_risk(curve: pd.DataFrame, times: np.ndarray) -> list[int]:
-    """Numbers at risk just after each time (patients with follow-up ≥ t)."""
-    counts = []
-    for t in times:
-        later = curve[curve["months"] >= t]
-        counts.append(int(later["at_risk"].iloc[0]) if len(later) else 0)
-    return counts
+    """Patients still followed at each time (the risk set of the first time ≥ t)."""
+    months = curve["months"].to_numpy()
+    positions = np.searchsorted(months, times, side="left")
+    risk = curve["at_risk"].to_numpy()
+    return [int(risk[p]) if p < len(risk) else 0 for p in positions]
 
 
-def plot_os_by_bm(endpoints: pd.DataFrame, level: float, svg_path: str, csv_path: str) -> None:
-    data = km_curve_data(endpoints, level)
-    data.to_csv(csv_path, index=False, lineterminator="\n")
-    figure_style()
-    fig, (ax, risk) = plt.subplots(
-        2, 1, figsize=(6.3, 4.4), height_ratios=[4, 1], sharex=True, layout="constrained"
+def km_os_bm(endpoints: pd.DataFrame, level: float) -> tuple[Figure, pd.DataFrame]:
+    """OS by BM status in stage IV: curves, bands, censoring ticks, numbers at risk."""
+    stage_iv = populations(endpoints)["stage_iv"]
+    data = km_curves(
+        {"BM": stage_iv[stage_iv["bm"]], "no BM": stage_iv[~stage_iv["bm"]]},
+        "os_months",
+        "dead",
+        level,
     )
-    horizon = float(np.ceil(data["months"].max() / 24) * 24) if len(data) else 24.0
+    fig, (ax, risk) = plt.subplots(
+        2, 1, figsize=(WIDTH_INCHES, 4.4), height_ratios=[4, 1], sharex=True, layout="constrained"
+    )
+    horizon = float(np.ceil(max(data["months"].max(), 1) / 24) * 24) if len(data) else 24.0
     ticks = np.arange(0, horizon + 1, 24)
     for label, curve in data.groupby("group", sort=False):
-        color = PALETTE[label]
+        color, style, _ = GROUPS[label]
         ax.step(
             curve["months"],
             curve["survival"],
             where="post",
             color=color,
-            linestyle=LINESTYLES[label],
+            linestyle=style,
             label=label,
         )
         ax.fill_between(
@@ -103,20 +135,227 @@ def plot_os_by_bm(endpoints: pd.DataFrame, level: float, svg_path: str, csv_path
     ax.set_ylim(0, 1.02)
     ax.set_ylabel("Overall survival")
     ax.legend(frameon=False, loc="lower left", title="Stage IV")
+    labels = list(data["group"].unique())
     risk.set_xlabel("Months since diagnosis")
     risk.set_xticks(ticks)
-    risk.set_xlim(0, horizon)
-    labels = list(data["group"].unique())
+    risk.set_xlim(-0.05 * horizon, horizon)
     risk.set_yticks(range(len(labels)), labels)
     risk.set_ylim(-0.5, len(labels) - 0.5)
     risk.tick_params(axis="y", length=0)
     risk.spines["left"].set_visible(False)
+    risk.set_title("Number at risk", loc="left")
     for position, label in enumerate(labels):
         counts = at_risk(data[data["group"] == label], ticks)
         for t, n in zip(ticks, counts, strict=True):
             risk.text(
-                t, position, str(n), ha="center", va="center", fontsize=8, color=PALETTE[label]
+                t, position, str(n), ha="center", va="center", fontsize=8, color=GROUPS[label][0]
             )
-    risk.set_title("Number at risk", fontsize=8, loc="left")
-    fig.savefig(svg_path, format="svg", metadata={"Date": None, "Creator": None})
-    plt.close(fig)
+    return fig, data
+
+
+def morphologic_visibility(endpoints: pd.DataFrame, level: float) -> tuple[Figure, pd.DataFrame]:
+    """Cumulative share of SSTR-only BM that became morphologically visible (1 - KM)."""
+    bm = populations(endpoints)["bm"]
+    sstr_only = bm[bm["sstr_only"]].assign(
+        visible=lambda f: f["morphologic_visible"].fillna(False).astype(bool)
+    )
+    data = km_curves({"SSTR-only BM": sstr_only}, "months_to_morphologic", "visible", level)
+    data = data.assign(
+        visible_share=1 - data["survival"],
+        lower_share=1 - data["upper"],
+        upper_share=1 - data["lower"],
+    )
+    fig, ax = plt.subplots(figsize=(WIDTH_INCHES * 0.62, 2.8), layout="constrained")
+    if len(data):
+        ax.step(data["months"], data["visible_share"], where="post", color=BLUE)
+        ax.fill_between(
+            data["months"],
+            data["lower_share"],
+            data["upper_share"],
+            step="post",
+            color=BLUE,
+            alpha=0.15,
+            linewidth=0,
+        )
+        ax.axhline(0.5, color=GREY, linewidth=0.6, linestyle=":")
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("Months since BM were first seen on SSTR imaging")
+    ax.set_ylabel("Morphologically visible")
+    return fig, data
+
+
+# ---------------------------------------------------------------------------------------
+# from estimates.csv
+
+
+def estimate_rows(estimates: pd.DataFrame, labels: dict[str, str]) -> pd.DataFrame:
+    """The estimates a figure shows, in the figure's order, with their labels."""
+    rows = estimates.set_index("estimate").reindex(list(labels))
+    return rows.assign(label=list(labels.values())).reset_index()
+
+
+def share_bars(data: pd.DataFrame, xlabel: str, colors: list[str], hatches: list[str]) -> Figure:
+    """Horizontal bars of proportions with their exact CIs, labelled n."""
+    fig, ax = plt.subplots(
+        figsize=(WIDTH_INCHES * 0.75, 0.45 * len(data) + 0.9), layout="constrained"
+    )
+    positions = np.arange(len(data))[::-1]
+    values = data["value"].fillna(0).to_numpy()
+    errors = np.vstack([values - data["ci_lower"].fillna(0), data["ci_upper"].fillna(0) - values])
+    ax.barh(
+        positions,
+        values,
+        color=colors,
+        hatch=hatches,
+        edgecolor="black",
+        linewidth=0.5,
+        xerr=errors,
+        error_kw={"elinewidth": 0.8, "capsize": 2},
+    )
+    ax.set_yticks(
+        positions, [f"{label} (n = {n})" for label, n in zip(data["label"], data["n"], strict=True)]
+    )
+    ax.set_xlim(0, 1)
+    ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:.0%}"))
+    ax.set_xlabel(xlabel)
+    return fig
+
+
+def bm_types(estimates: pd.DataFrame) -> tuple[Figure, pd.DataFrame]:
+    data = estimate_rows(
+        estimates,
+        {
+            "prop_osteoblastic": "Osteoblastic",
+            "prop_osteolytic": "Osteolytic",
+            "prop_mixed": "Mixed",
+        },
+    )
+    fig = share_bars(
+        data, "Share of BM patients (95% CI)", [BLUE, VERMILLION, ORANGE], ["", "//", ".."]
+    )
+    return fig, data
+
+
+def sre(estimates: pd.DataFrame) -> tuple[Figure, pd.DataFrame]:
+    data = estimate_rows(
+        estimates,
+        {
+            "prop_sre_osteoblastic": "Osteoblastic",
+            "prop_sre_osteolytic": "Osteolytic",
+            "prop_sre_mixed": "Mixed",
+            "prop_sre_antiresorptive": "Antiresorptive therapy",
+            "prop_sre_no_antiresorptive": "No antiresorptive therapy",
+        },
+    )
+    fig = share_bars(
+        data,
+        "BM patients with a skeletal-related event (95% CI)",
+        [BLUE, VERMILLION, ORANGE, GREEN, GREY],
+        ["", "//", "..", "xx", "\\\\"],
+    )
+    return fig, data
+
+
+def cox_forest(estimates: pd.DataFrame) -> tuple[Figure, pd.DataFrame]:
+    """Hazard ratios of OS, crude and adjusted, on a log axis."""
+    data = estimate_rows(
+        estimates,
+        {
+            "hr_os_bm_crude": "BM (crude)",
+            "hr_os_bm_adjusted": "BM (adjusted)",
+            "hr_os_age_adjusted": "Age, per year",
+            "hr_os_male_adjusted": "Male",
+            "hr_os_g2_adjusted": "G2 vs G1",
+            "hr_os_g3_adjusted": "G3 vs G1",
+        },
+    )
+    fig, ax = plt.subplots(figsize=(WIDTH_INCHES * 0.75, 2.6), layout="constrained")
+    shown = data.dropna(subset=["value"])
+    positions = np.arange(len(data))[::-1][data["value"].notna().to_numpy()]
+    ax.errorbar(
+        shown["value"],
+        positions,
+        xerr=[shown["value"] - shown["ci_lower"], shown["ci_upper"] - shown["value"]],
+        fmt="s",
+        color="black",
+        markersize=4,
+        elinewidth=0.8,
+        capsize=2,
+    )
+    ax.axvline(1, color=GREY, linewidth=0.8, linestyle="--")
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(plt.FixedLocator([0.125, 0.25, 0.5, 1, 2, 4, 8, 16]))
+    ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_locator(plt.NullLocator())
+    ax.set_yticks(np.arange(len(data))[::-1], data["label"])
+    ax.set_xlabel("Hazard ratio of death (95% CI, log scale)")
+    return fig, data
+
+
+# ---------------------------------------------------------------------------------------
+# the cohort flow diagram
+
+
+def cohort_flow(flow: pd.DataFrame) -> tuple[Figure, pd.DataFrame]:
+    """Exported → excluded → eligible → stage IV → BM / no BM, and SREs left out."""
+    flow = flow.fillna({"reason": ""})
+    count = {(row.step, row.reason): int(row.patients) for row in flow.itertuples()}
+    excluded = flow[flow["step"] == "excluded"]
+    left_out = flow[flow["step"] == "sre_left_out"]
+    fig, ax = plt.subplots(figsize=(WIDTH_INCHES, 3.4), layout="constrained")
+    ax.set_xlim(0, 10)
+    ax.set_ylim(1.5, 10)
+    ax.axis("off")
+    box = {
+        "boxstyle": "round,pad=0.4",
+        "facecolor": "white",
+        "edgecolor": "black",
+        "linewidth": 0.8,
+    }
+    side = {**box, "facecolor": "#f2f2f2", "linestyle": "--"}
+    arrow = {"arrowstyle": "-|>", "color": "black", "linewidth": 0.8, "shrinkA": 0, "shrinkB": 0}
+
+    def node(x: float, y: float, text: str, style: dict, size: float = 9) -> None:
+        ax.text(x, y, text, ha="center", va="center", bbox=style, fontsize=size, zorder=3)
+
+    def link(start: tuple[float, float], end: tuple[float, float]) -> None:
+        ax.annotate("", end, start, arrowprops=arrow, zorder=1)
+
+    column = 3.0
+    node(column, 9.2, f"Patients exported\nn = {count[('exported', '')]}", box)
+    node(column, 6.6, f"Eligible\nn = {count[('eligible', '')]}", box)
+    node(column, 4.5, f"Stage IV at diagnosis\nn = {count[('stage_iv', '')]}", box)
+    link((column, 8.6), (column, 7.2))
+    link((column, 6.0), (column, 5.1))
+    reasons = "\n".join(f"{row.reason}: {int(row.patients)}" for row in excluded.itertuples())
+    node(7.3, 7.9, f"Excluded\n{reasons}", side, 8.5)
+    link((column, 7.9), (4.9, 7.9))
+    for x, key, label in ((1.6, "bm", "With BM"), (4.4, "no_bm", "Without BM")):
+        node(x, 2.3, f"{label}\nn = {count[(key, '')]}", box)
+        link((column, 3.9), (x, 2.9))
+    lines = "\n".join(f"{row.reason}: {int(row.events)}" for row in left_out.itertuples())
+    node(7.6, 4.0, f"SREs left out (events)\n{lines}", side, 8)
+    return fig, flow
+
+
+def plot_figures(
+    endpoints: pd.DataFrame,
+    estimates: pd.DataFrame,
+    flow: pd.DataFrame,
+    level: float,
+    folder: Path,
+) -> None:
+    """Every figure of the report, each as SVG plus the CSV of what it draws."""
+    figure_style()
+    folder.mkdir(parents=True, exist_ok=True)
+    makers: dict[str, Callable[[], tuple[Figure, pd.DataFrame]]] = {
+        "cohort_flow": lambda: cohort_flow(flow),
+        "km_os_bm": lambda: km_os_bm(endpoints, level),
+        "morphologic_visibility": lambda: morphologic_visibility(endpoints, level),
+        "bm_types": lambda: bm_types(estimates),
+        "sre": lambda: sre(estimates),
+        "cox_forest": lambda: cox_forest(estimates),
+    }
+    for name in FIGURES:
+        fig, data = makers[name]()
+        save(fig, data, folder, name)

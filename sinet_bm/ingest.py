@@ -10,7 +10,6 @@ gets a hint in the finding's message.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 from collections.abc import Mapping, Sequence
@@ -40,6 +39,7 @@ from sinet_bm.checks import (
     load_schema,
     no_findings,
 )
+from sinet_bm.provenance import sha256
 
 SYNTHETIC_MARKER = "SYNTHETIC.txt"
 ENCODINGS = {"utf-8": "utf-8-sig", "cp1252": "cp1252", "latin-1": "latin-1"}
@@ -538,14 +538,6 @@ def finish_types(table: pd.DataFrame, schema: pa.DataFrameSchema) -> pd.DataFram
 
 # ---------------------------------------------------------------------------------------
 # what validation leaves behind
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def write_tables(tables: Mapping[str, pd.DataFrame], paths: Mapping[str, str]) -> None:

@@ -11,11 +11,14 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import jinja2
 import pandas as pd
+
+from sinet_bm.provenance import without_timings
 
 TEMPLATES = Path(__file__).parent / "templates"
 TABLE1_LABELS = {
@@ -102,12 +105,14 @@ def verdict(item: Any, value: Any) -> str:
     return "different"
 
 
-def display(value: Any, kind: str) -> str:
-    return {"percent": fmt_percent, "count": fmt_count, "p": fmt_p}.get(kind, fmt_number)(value)
-
-
-# ---------------------------------------------------------------------------------------
-# the page
+def display(value: Any, kind: str, digits: int = 1) -> str:
+    if kind == "percent":
+        return fmt_percent(value, digits)
+    if kind == "count":
+        return fmt_count(value)
+    if kind == "p":
+        return fmt_p(value)
+    return fmt_number(value, digits)
 
 
 def environment(folder: Path) -> jinja2.Environment:
@@ -125,37 +130,69 @@ def environment(folder: Path) -> jinja2.Environment:
     return env
 
 
+def masked(value: Any, min_cell_count: int) -> bool:
+    """A count of patients too small to show (privacy), 0 excepted: it identifies no one."""
+    return not is_missing(value) and 0 < float(value) < min_cell_count
+
+
+def run_date(source_date_epoch: str | None) -> str:
+    """The one date the report shows: SOURCE_DATE_EPOCH when set, so that builds reproduce."""
+    if source_date_epoch:
+        return datetime.fromtimestamp(int(source_date_epoch), tz=UTC).date().isoformat()
+    return datetime.now(tz=UTC).date().isoformat()
+
+
+def inline_svg(path: Path) -> str:
+    svg = path.read_text(encoding="utf-8")
+    return svg[svg.index("<svg") :]
+
+
 def render_report(
     *,
     estimates: Path,
     table1: Path,
     flow: Path,
-    km_figure: Path,
+    figures: Mapping[str, Path],
     validation: Path,
+    provenance: Path,
     published: Path,
-    template: Path,
     config: Mapping[str, Any],
+    min_cell_count: int,
+    run_date: str,
 ) -> str:
     frame = read_result(estimates)
     by_id = {row.estimate: row._asdict() for row in frame.itertuples(index=False)}
     summary = json.loads(validation.read_text())
-    svg = km_figure.read_text(encoding="utf-8")
-    return (
-        environment(template.parent)
-        .get_template(template.name)
-        .render(
-            e=by_id,
-            estimates=frame.to_dict("records"),
-            table1=read_result(table1).to_dict("records"),
-            flow=read_result(flow).to_dict("records"),
-            labels=TABLE1_LABELS,
-            reproduction=compare(read_result(published), frame).to_dict("records"),
-            validation=summary,
-            synthetic=summary["synthetic"],
-            config=config,
-            km_svg=svg[svg.index("<svg") :],
-        )
+    env = environment(TEMPLATES)
+    env.filters["masked"] = lambda value, fmt=fmt_count: (
+        f"< {min_cell_count}" if masked(value, min_cell_count) else fmt(value)
     )
+    env.tests["masked"] = lambda value: masked(value, min_cell_count)
+    return env.get_template("report.html").render(
+        e=by_id,
+        estimates=frame.to_dict("records"),
+        table1=read_result(table1).to_dict("records"),
+        flow=read_result(flow).fillna({"reason": ""}).to_dict("records"),
+        labels=TABLE1_LABELS,
+        reproduction=compare(read_result(published), frame).to_dict("records"),
+        validation=summary,
+        synthetic=summary["synthetic"],
+        provenance=without_timings(json.loads(provenance.read_text())),
+        config=config,
+        min_cell_count=min_cell_count,
+        run_date=run_date,
+        css=(TEMPLATES / "report.css").read_text(encoding="utf-8"),
+        svg={name: inline_svg(path) for name, path in figures.items()},
+    )
+
+
+def render_pdf(html: Path, pdf: Path) -> None:
+    """Print the HTML page with its print stylesheet; no network, fonts from the system."""
+    from weasyprint import HTML
+    from weasyprint.urls import URLFetcher
+
+    local_only = URLFetcher(allowed_protocols={"file", "data"}, fail_on_errors=True)
+    HTML(filename=str(html), base_url=str(html.parent), url_fetcher=local_only).write_pdf(str(pdf))
 
 
 # ---------------------------------------------------------------------------------------

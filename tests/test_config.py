@@ -1,7 +1,7 @@
 """The config is validated against schemas/config.schema.yaml before anything runs."""
 
 import pytest
-from test_workflow import copy_workflow, snakemake
+from conftest import copy_workflow, snakemake
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,9 @@ def test_the_defaults_dry_run(workdir):
         "estimate_survival",
         "collect_estimates",
         "describe_cohort",
-        "plot_survival",
+        "plot_figures",
+        "provenance",
+        "report_pdf",
         "report",
     ]:
         assert rule in result.stdout

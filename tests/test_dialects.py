@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from test_workflow import copy_workflow, snakemake
+from conftest import copy_workflow, snakemake
 
 from sinet_bm import checks, ingest
 from sinet_bm.endpoints import derive_endpoints, rules_from_config

@@ -1,29 +1,10 @@
 """Real Snakemake runs of the whole workflow, in a copy of the repository in a temp folder."""
 
-import hashlib
 import re
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pandas as pd
-import pytest
-
-from sinet_bm.simulate import SyntheticDesign, scaled, simulate_cohort, write_exports
-
-REPO = Path(__file__).resolve().parent.parent
-SNAKEMAKE = Path(sys.executable).parent / "snakemake"
-WORKFLOW_FILES = [
-    "Snakefile",
-    "config.yaml",
-    "rules",
-    "scripts",
-    "schemas",
-    "envs",
-    "resources/published.csv",
-    "sinet_bm",
-]
+from conftest import REPO, digest, snakemake
 
 CONTRACT_IDS = [
     "n_exported",
@@ -65,45 +46,6 @@ CONTRACT_IDS = [
     "hr_os_g3_adjusted",
     "test_ph_global",
 ]
-
-
-def copy_workflow(target: Path) -> Path:
-    for name in WORKFLOW_FILES:
-        source = REPO / name
-        if source.is_dir():
-            shutil.copytree(source, target / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            (target / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target / name)
-    return target
-
-
-def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(SNAKEMAKE), "--cores", "2", *args],
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-
-
-def digest(folder: Path) -> dict[str, str]:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
-
-
-@pytest.fixture(scope="module")
-def small_run(tmp_path_factory):
-    """A 120-patient simulated export run as a centre would run its own data."""
-    root = tmp_path_factory.mktemp("workflow")
-    workdir = copy_workflow(root / "repo")
-    raw = root / "exports"
-    tables = simulate_cohort(scaled(SyntheticDesign(), 120), seed=5)
-    write_exports(tables, raw)
-    before = digest(raw)
-    result = snakemake(workdir, "--config", f"raw_dir={raw}", "out_dir=out")
-    assert result.returncode == 0, result.stderr[-3000:]
-    return workdir, raw, before, tables
 
 
 def test_run_writes_every_contract_estimate(small_run):
@@ -163,7 +105,9 @@ def test_second_run_does_nothing(small_run):
 
 
 def test_invalid_export_stops_before_analysis_and_removes_stale_results(small_run, tmp_path):
-    workdir, raw, _, _ = small_run
+    valid_workdir, raw, _, _ = small_run
+    workdir = tmp_path / "repo"
+    shutil.copytree(valid_workdir, workdir, symlinks=True)  # with the valid run's results
     broken = tmp_path / "broken"
     shutil.copytree(raw, broken)
     patients = (broken / "patients.csv").read_text().splitlines()
@@ -183,6 +127,8 @@ def test_invalid_export_stops_before_analysis_and_removes_stale_results(small_ru
     for stale in [
         "estimates.csv",
         "report/report.html",
+        "report/report.pdf",
+        "provenance.json",
         "endpoints/patients.parquet",
         "validated/patients.parquet",
     ]:

@@ -154,3 +154,13 @@ def test_a_tiny_hand_written_export_runs_end_to_end(small_run, tmp_path):
     assert (tmp_path / "out" / "report" / "report.html").is_file()
     issues = pd.read_csv(tmp_path / "out" / "validation" / "issues.csv")
     assert issues["check"].tolist() == ["sre_before_bm"]
+
+
+def test_snakemakes_own_report_builds(small_run):
+    workdir, raw, _, _ = small_run
+    target = workdir / "out" / "snakemake_report.html"
+    result = snakemake(
+        workdir, "--config", f"raw_dir={raw}", "out_dir=out", "--report", str(target)
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert target.stat().st_size > 100_000

@@ -16,6 +16,8 @@ FIGURES = [
     "bm_types",
     "sre",
     "cox_forest",
+    "bm_hazard_ratios",
+    "cif_sre",
 ]
 AUDITED_AFTER = {"all", "provenance", "report", "report_pdf"}
 SYNTHETIC_DIR = Path("resources/synthetic")

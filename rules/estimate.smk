@@ -34,11 +34,32 @@ rule estimate_survival:
         "../scripts/estimate_survival.py"
 
 
+rule estimate_sensitivity:
+    input:
+        endpoints=rules.derive_endpoints.output.endpoints,
+        code=package("models", "sensitivity"),
+    output:
+        estimates=out("estimates/sensitivity.csv"),
+    log:
+        log("estimate_sensitivity"),
+    benchmark:
+        bench("estimate_sensitivity")
+    conda:
+        "../envs/estimate.yaml"
+    params:
+        confidence_level=config["analysis"]["confidence_level"],
+        sensitivity=config["sensitivity"],
+        days_per_month=config["definitions"]["days_per_month"],
+    script:
+        "../scripts/estimate_sensitivity.py"
+
+
 rule collect_estimates:
     input:
         parts=[
             rules.estimate_cohort.output.estimates,
             rules.estimate_survival.output.estimates,
+            rules.estimate_sensitivity.output.estimates,
         ],
     output:
         estimates=out("estimates.csv"),

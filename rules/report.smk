@@ -3,7 +3,7 @@ rule plot_figures:
         endpoints=rules.derive_endpoints.output.endpoints,
         estimates=rules.collect_estimates.output.estimates,
         flow=rules.describe_cohort.output.flow,
-        code=package("models", "figures"),
+        code=package("models", "figures", "sensitivity"),
     output:
         cohort_flow=report(
             out("figures/cohort_flow.svg"),
@@ -35,6 +35,16 @@ rule plot_figures:
             caption="../report/cox_forest.rst",
             category="Overall survival",
         ),
+        bm_hazard_ratios=report(
+            out("figures/bm_hazard_ratios.svg"),
+            caption="../report/bm_hazard_ratios.rst",
+            category="Sensitivity analyses",
+        ),
+        cif_sre=report(
+            out("figures/cif_sre.svg"),
+            caption="../report/cif_sre.rst",
+            category="Sensitivity analyses",
+        ),
         data=expand(out("figures/{figure}.csv"), figure=FIGURES),
     log:
         log("plot_figures"),
@@ -44,6 +54,7 @@ rule plot_figures:
         "../envs/report.yaml"
     params:
         confidence_level=config["analysis"]["confidence_level"],
+        days_per_month=config["definitions"]["days_per_month"],
     script:
         "../scripts/plot_figures.py"
 

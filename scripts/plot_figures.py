@@ -14,5 +14,6 @@ plot_figures(
     estimates=pd.read_csv(snakemake.input.estimates, float_precision="round_trip"),
     flow=pd.read_csv(snakemake.input.flow),
     level=snakemake.params.confidence_level,
+    days_per_month=snakemake.params.days_per_month,
     folder=Path(snakemake.output.km_os_bm).parent,
 )

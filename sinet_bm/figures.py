@@ -18,11 +18,21 @@ import seaborn as sns
 from matplotlib.figure import Figure
 
 from sinet_bm.models import kaplan_meier, populations
+from sinet_bm.sensitivity import aalen_johansen, sre_times
 
 BLUE, ORANGE, VERMILLION, GREEN, GREY = "#0072B2", "#E69F00", "#D55E00", "#009E73", "#555555"
 GROUPS = {"BM": (VERMILLION, "-", "//"), "no BM": (BLUE, "--", "")}
 WIDTH_INCHES = 6.3  # A4 text width with 2 cm margins
-FIGURES = ("cohort_flow", "km_os_bm", "morphologic_visibility", "bm_types", "sre", "cox_forest")
+FIGURES = (
+    "cohort_flow",
+    "km_os_bm",
+    "morphologic_visibility",
+    "bm_types",
+    "sre",
+    "cox_forest",
+    "bm_hazard_ratios",
+    "cif_sre",
+)
 
 
 def figure_style() -> None:
@@ -256,20 +266,11 @@ def sre(estimates: pd.DataFrame) -> tuple[Figure, pd.DataFrame]:
     return fig, data
 
 
-def cox_forest(estimates: pd.DataFrame) -> tuple[Figure, pd.DataFrame]:
-    """Hazard ratios of OS, crude and adjusted, on a log axis."""
-    data = estimate_rows(
-        estimates,
-        {
-            "hr_os_bm_crude": "BM (crude)",
-            "hr_os_bm_adjusted": "BM (adjusted)",
-            "hr_os_age_adjusted": "Age, per year",
-            "hr_os_male_adjusted": "Male",
-            "hr_os_g2_adjusted": "G2 vs G1",
-            "hr_os_g3_adjusted": "G3 vs G1",
-        },
+def forest(data: pd.DataFrame, xlabel: str) -> Figure:
+    """Hazard ratios with their CIs on a log axis; rows without an estimate stay labelled."""
+    fig, ax = plt.subplots(
+        figsize=(WIDTH_INCHES * 0.75, 0.35 * len(data) + 0.8), layout="constrained"
     )
-    fig, ax = plt.subplots(figsize=(WIDTH_INCHES * 0.75, 2.6), layout="constrained")
     shown = data.dropna(subset=["value"])
     positions = np.arange(len(data))[::-1][data["value"].notna().to_numpy()]
     ax.errorbar(
@@ -288,7 +289,63 @@ def cox_forest(estimates: pd.DataFrame) -> tuple[Figure, pd.DataFrame]:
     ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}"))
     ax.xaxis.set_minor_locator(plt.NullLocator())
     ax.set_yticks(np.arange(len(data))[::-1], data["label"])
-    ax.set_xlabel("Hazard ratio of death (95% CI, log scale)")
+    ax.set_xlabel(xlabel)
+    return fig
+
+
+def cox_forest(estimates: pd.DataFrame) -> tuple[Figure, pd.DataFrame]:
+    """Hazard ratios of OS, crude and adjusted, on a log axis."""
+    data = estimate_rows(
+        estimates,
+        {
+            "hr_os_bm_crude": "BM (crude)",
+            "hr_os_bm_adjusted": "BM (adjusted)",
+            "hr_os_age_adjusted": "Age, per year",
+            "hr_os_male_adjusted": "Male",
+            "hr_os_g2_adjusted": "G2 vs G1",
+            "hr_os_g3_adjusted": "G3 vs G1",
+        },
+    )
+    return forest(data, "Hazard ratio of death (95% CI, log scale)"), data
+
+
+def bm_hazard_ratios(estimates: pd.DataFrame) -> tuple[Figure, pd.DataFrame]:
+    """The BM hazard ratio under each design: from diagnosis, time-dependent, by landmark."""
+    landmarks = sorted(
+        (e for e in estimates["estimate"] if e.startswith("hr_os_bm_landmark_")),
+        key=lambda e: float(e.rsplit("_", 1)[1]),
+    )
+    labels = {
+        "hr_os_bm_crude": "BM ever, crude",
+        "hr_os_bm_adjusted": "BM ever, adjusted",
+        "hr_os_bm_timedep": "BM time-dependent, adjusted",
+        **{e: f"Landmark {e.rsplit('_', 1)[1]} months" for e in landmarks},
+    }
+    data = estimate_rows(estimates, labels)
+    return forest(data, "Hazard ratio of death for BM (95% CI, log scale)"), data
+
+
+def cif_sre(endpoints: pd.DataFrame, days_per_month: float) -> tuple[Figure, pd.DataFrame]:
+    """Cumulative incidence of a first SRE from the BM date, death competing."""
+    times = sre_times(populations(endpoints)["bm"], days_per_month)
+    parts = []
+    for arm, label in ((True, "Antiresorptive therapy"), (False, "No antiresorptive therapy")):
+        group = times[times["antiresorptive"] == arm]
+        curve = aalen_johansen(group["time"].to_numpy(), group["cause"].to_numpy())
+        start = pd.DataFrame({"time": [0.0], "cif": [0.0], "at_risk": [len(group)]})
+        parts.append(pd.concat([start, curve], ignore_index=True).assign(group=label))
+    data = pd.concat(parts, ignore_index=True)
+    fig, ax = plt.subplots(figsize=(WIDTH_INCHES * 0.62, 2.8), layout="constrained")
+    for (label, curve), (color, style) in zip(
+        data.groupby("group", sort=False), ((GREEN, "--"), (VERMILLION, "-")), strict=True
+    ):
+        ax.step(
+            curve["time"], curve["cif"], where="post", color=color, linestyle=style, label=label
+        )
+    ax.set_ylim(0, max(0.1, float(data["cif"].max()) * 1.2))
+    ax.set_xlabel("Months since the BM date")
+    ax.set_ylabel("Cumulative incidence of SRE")
+    ax.legend(frameon=False, loc="upper left")
     return fig, data
 
 
@@ -343,6 +400,7 @@ def plot_figures(
     estimates: pd.DataFrame,
     flow: pd.DataFrame,
     level: float,
+    days_per_month: float,
     folder: Path,
 ) -> None:
     """Every figure of the report, each as SVG plus the CSV of what it draws."""
@@ -355,6 +413,8 @@ def plot_figures(
         "bm_types": lambda: bm_types(estimates),
         "sre": lambda: sre(estimates),
         "cox_forest": lambda: cox_forest(estimates),
+        "bm_hazard_ratios": lambda: bm_hazard_ratios(estimates),
+        "cif_sre": lambda: cif_sre(endpoints, days_per_month),
     }
     for name in FIGURES:
         fig, data = makers[name]()

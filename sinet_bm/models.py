@@ -571,9 +571,10 @@ ADJUSTED_TERMS = {
 }
 
 
-def cox_data(stage_iv: pd.DataFrame) -> pd.DataFrame:
+def cox_data(stage_iv: pd.DataFrame, keep: Sequence[str] = ()) -> pd.DataFrame:
     """Model frame: OS, BM, age per year, male, G2 and G3 against G1; complete cases."""
-    data = stage_iv[["os_months", "dead", "bm", "age_years", "male", "grade"]].copy()
+    columns = ["os_months", "dead", "bm", "age_years", "male", "grade", *keep]
+    data = stage_iv[columns].copy()
     data = data[data["grade"].notna()]
     data["g2"] = data["grade"] == "G2"
     data["g3"] = data["grade"] == "G3"

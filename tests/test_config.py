@@ -28,6 +28,7 @@ def test_the_defaults_dry_run(workdir):
         "derive_endpoints",
         "estimate_cohort",
         "estimate_survival",
+        "estimate_sensitivity",
         "collect_estimates",
         "describe_cohort",
         "plot_figures",

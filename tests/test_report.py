@@ -81,7 +81,7 @@ def test_every_number_taken_from_estimates_equals_estimates_csv(outputs, html):
 def test_html_is_self_contained(html):
     assert "<script" not in html and "<link" not in html and "@import" not in html
     assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//|url\(\s*["']?https?:""", html)
-    assert html.count("<svg") == 6
+    assert html.count("<svg") == 8
 
 
 def test_pdf_renders_with_the_headings_and_numbers(outputs):
@@ -146,6 +146,7 @@ def test_the_audit_appendix_lists_every_rule_with_the_hashes_on_disk(outputs, ht
         "derive_endpoints",
         "estimate_cohort",
         "estimate_survival",
+        "estimate_sensitivity",
         "collect_estimates",
         "describe_cohort",
         "plot_figures",

@@ -1,0 +1,24 @@
+"""Snakemake adapter: the sensitivity analyses of section 4 (time-dependent BM, landmarks,
+RMST, competing risks of SRE, time-dependent antiresorptive therapy)."""
+
+import sys
+
+import pandas as pd
+
+from sinet_bm.models import estimates_frame, write_estimates
+from sinet_bm.sensitivity import SensitivitySettings, sensitivity_estimates
+
+sys.stderr = open(snakemake.log[0], "w")
+
+settings = snakemake.params.sensitivity
+rows = sensitivity_estimates(
+    pd.read_parquet(snakemake.input.endpoints),
+    SensitivitySettings(
+        landmarks_months=tuple(settings["landmarks_months"]),
+        rmst_horizon_months=settings["rmst_horizon_months"],
+        cif_months=tuple(settings["cif_months"]),
+        days_per_month=snakemake.params.days_per_month,
+    ),
+    snakemake.params.confidence_level,
+)
+write_estimates(estimates_frame(rows), snakemake.output.estimates)

@@ -1,0 +1,356 @@
+"""Sensitivity analyses of DATA_CONTRACT.md section 4, beyond the published design.
+
+"BM vs no BM from diagnosis" credits patients with metachronous BM with the time they
+survived before their BM were found (immortal time); so does "ever had antiresorptive
+therapy" for SREs, where death also competes with the event. Here BM and antiresorptive
+therapy enter as time-dependent covariates (counting process), by landmark, and SREs as a
+competing-risks cumulative incidence; RMST summarises OS without relying on a median near
+the end of follow-up.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from lifelines import CoxTimeVaryingFitter, KaplanMeierFitter
+from lifelines.exceptions import ConvergenceError, ConvergenceWarning
+
+from sinet_bm.models import Row, cox_data, cox_rows, fit_cox, populations, row
+
+Z_975 = 1.959964
+
+
+# ---------------------------------------------------------------------------------------
+# counting-process data
+
+
+def bm_intervals(stage_iv: pd.DataFrame) -> pd.DataFrame:
+    """(start, stop] intervals with BM switching on at the BM date; zero-length dropped."""
+    data = cox_data(stage_iv, keep=["bm_months"]).reset_index(names="id")
+    switch = data["bm"] & (data["bm_months"] > 0) & (data["bm_months"] < data["os_months"])
+    from_start = data["bm"] & (data["bm_months"] <= 0)
+    before = data[switch].assign(start=0.0, stop=lambda f: f["bm_months"], bm=False, dead=False)
+    after = data[switch].assign(start=lambda f: f["bm_months"], stop=lambda f: f["os_months"])
+    whole = data[~switch].assign(start=0.0, stop=lambda f: f["os_months"], bm=from_start[~switch])
+    intervals = pd.concat([before, after, whole], ignore_index=True)
+    intervals = intervals[intervals["stop"] > intervals["start"]]
+    columns = ["id", "start", "stop", "dead", "bm", "age_years", "male", "g2", "g3"]
+    return intervals[columns].sort_values(["id", "start"], kind="stable").reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class TimeVaryingFit:
+    fitter: CoxTimeVaryingFitter | None
+    patients: int
+    failure: str
+
+
+def fit_time_varying(
+    intervals: pd.DataFrame, covariates: Sequence[str], event: str, level: float
+) -> TimeVaryingFit:
+    """Efron-ties Cox model on counting-process data, or the reason it cannot be fitted."""
+    patients = int(intervals["id"].nunique())
+    if not intervals[event].any():
+        return TimeVaryingFit(None, patients, "no events")
+    constant = [name for name in covariates if intervals[name].nunique() < 2]
+    if constant:
+        return TimeVaryingFit(None, patients, f"no variation in {', '.join(constant)}")
+    frame = intervals[["id", "start", "stop", event, *covariates]].astype(
+        {event: bool, **dict.fromkeys(covariates, float)}
+    )
+    fitter = CoxTimeVaryingFitter(alpha=1 - level)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", ConvergenceWarning)
+            fitter.fit(frame, id_col="id", event_col=event, start_col="start", stop_col="stop")
+    except (ConvergenceError, ConvergenceWarning) as error:
+        return TimeVaryingFit(None, patients, f"did not converge ({str(error).split('. ')[0]})")
+    return TimeVaryingFit(fitter, patients, "")
+
+
+def time_varying_rows(
+    fit: TimeVaryingFit, terms: dict[str, str], population: str, level: float, what: str
+) -> list[Row]:
+    rows = []
+    for estimate, covariate in terms.items():
+        if fit.fitter is None:
+            rows.append(
+                row(
+                    estimate,
+                    population,
+                    fit.patients,
+                    method=f"{what}: not computable, {fit.failure}",
+                )
+            )
+            continue
+        summary = fit.fitter.summary.loc[covariate]
+        percent = f"{level:.0%}"
+        ci = (
+            float(summary[f"exp(coef) lower {percent}"]),
+            float(summary[f"exp(coef) upper {percent}"]),
+        )
+        rows.append(
+            row(
+                estimate,
+                population,
+                fit.patients,
+                float(summary["exp(coef)"]),
+                ci,
+                float(summary["p"]),
+                f"{what}; hazard ratio, Efron ties, Wald {percent} CI and p",
+            )
+        )
+    return rows
+
+
+TIMEDEP_TERMS = {
+    "hr_os_bm_timedep": "bm",
+    "hr_os_age_timedep": "age_years",
+    "hr_os_male_timedep": "male",
+    "hr_os_g2_timedep": "g2",
+    "hr_os_g3_timedep": "g3",
+}
+
+
+def time_dependent_bm(stage_iv: pd.DataFrame, level: float) -> list[Row]:
+    intervals = bm_intervals(stage_iv)
+    fit = fit_time_varying(intervals, list(TIMEDEP_TERMS.values()), "dead", level)
+    what = "Cox with BM time-dependent from the BM date, adjusted for age, sex, grade"
+    return time_varying_rows(fit, TIMEDEP_TERMS, "stage_iv", level, what)
+
+
+# ---------------------------------------------------------------------------------------
+# landmarks
+
+
+def landmark(stage_iv: pd.DataFrame, months: float, level: float) -> list[Row]:
+    """Patients alive and followed at the landmark; BM = seen by then; time from it."""
+    alive = stage_iv[stage_iv["os_months"] > months]
+    data = pd.DataFrame(
+        {
+            "time": alive["os_months"] - months,
+            "dead": alive["dead"],
+            "bm": alive["bm"] & (alive["bm_months"] <= months),
+        }
+    )
+    label = f"{months:g}"
+    fit = fit_cox(data, ["bm"], "time", "dead", level)
+    what = f"landmark at {label} months: Cox, BM by then only, time from the landmark"
+    return [
+        row(
+            f"n_landmark_{label}",
+            "stage_iv",
+            len(stage_iv),
+            len(alive),
+            method=f"count of patients with OS time > {label} months",
+        ),
+        *cox_rows(fit, {f"hr_os_bm_landmark_{label}": "bm"}, "stage_iv", level, what),
+    ]
+
+
+# ---------------------------------------------------------------------------------------
+# restricted mean survival time
+
+
+def rmst(durations: pd.Series, events: pd.Series, horizon: float) -> tuple[float, float]:
+    """Kaplan-Meier area up to the horizon, and R survival's standard error of it.
+
+    se² = Σ over event times t < horizon of A(t)² d / (n (n - d)), A(t) the area under the
+    curve from t to the horizon, the curve extended flat past its last time.
+    """
+    fitter = KaplanMeierFitter().fit(durations, events)
+    table = fitter.event_table
+    times = table.index.to_numpy(dtype=float)
+    surv = fitter.survival_function_.iloc[:, 0].reindex(table.index).to_numpy()
+    inside = times < horizon
+    area = surv[inside] * np.diff(np.append(times[inside], horizon))
+    area_after = np.cumsum(area[::-1])[::-1]
+    deaths = table["observed"].to_numpy(dtype=float)[inside]
+    at_risk = table["at_risk"].to_numpy(dtype=float)[inside]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        weight = np.where(at_risk > deaths, deaths / (at_risk * (at_risk - deaths)), 0.0)
+    return float(area.sum()), float(np.sqrt(np.sum(area_after**2 * weight)))
+
+
+def rmst_rows(stage_iv: pd.DataFrame, horizon: float) -> list[Row]:
+    what = f"Kaplan-Meier restricted mean OS up to {horizon:g} months; R survival standard error"
+    results = {}
+    rows = []
+    for estimate, group in (
+        ("rmst_os_bm", stage_iv[stage_iv["bm"]]),
+        ("rmst_os_no_bm", stage_iv[~stage_iv["bm"]]),
+    ):
+        if group.empty:
+            rows.append(row(estimate, "stage_iv", 0, method=f"{what}: not computable, empty group"))
+            continue
+        mean, se = rmst(group["os_months"], group["dead"].astype(bool), horizon)
+        results[estimate] = (mean, se)
+        rows.append(
+            row(
+                estimate,
+                "stage_iv",
+                len(group),
+                mean,
+                (mean - Z_975 * se, mean + Z_975 * se),
+                method=f"{what}; CI ± 1.959964 se",
+            )
+        )
+    if len(results) == 2:
+        (bm, se_bm), (no_bm, se_no_bm) = results["rmst_os_bm"], results["rmst_os_no_bm"]
+        half_width = 1.96 * np.sqrt(se_bm**2 + se_no_bm**2)
+        difference = bm - no_bm
+        rows.append(
+            row(
+                "rmst_os_diff",
+                "stage_iv",
+                len(stage_iv),
+                difference,
+                (difference - half_width, difference + half_width),
+                method=f"difference BM - no BM of {what}; CI ± 1.96 √(se₁² + se₂²)",
+            )
+        )
+    else:
+        rows.append(
+            row(
+                "rmst_os_diff",
+                "stage_iv",
+                len(stage_iv),
+                method="difference of restricted means: not computable, a group is empty",
+            )
+        )
+    return rows
+
+
+# ---------------------------------------------------------------------------------------
+# skeletal-related events: competing risks and time-dependent antiresorptive therapy
+
+
+def sre_times(bm: pd.DataFrame, days_per_month: float) -> pd.DataFrame:
+    """From the BM date: first SRE (cause 1), death without SRE (cause 2), or censoring."""
+    end = bm["first_sre_date"].where(bm["sre"], bm["last_followup_date"])
+    cause = np.select([bm["sre"], bm["dead"]], [1, 2], default=0)
+    return pd.DataFrame(
+        {
+            "time": (end - bm["bm_date"]).dt.days / days_per_month,
+            "cause": cause,
+            "antiresorptive": bm["antiresorptive"].to_numpy(),
+            "exposure_start": (bm["antiresorptive_start"] - bm["bm_date"]).dt.days / days_per_month,
+        },
+        index=bm.index,
+    )
+
+
+def aalen_johansen(time: np.ndarray, cause: np.ndarray, of: int = 1) -> pd.DataFrame:
+    """Cumulative incidence of one cause with the others competing; ties kept as they are.
+
+    CIF(t) = Σ over event times u ≤ t of S(u-) d_of(u) / n(u), S the all-cause Kaplan-Meier
+    curve. lifelines' AalenJohansenFitter jitters tied times, which changes the sums.
+    """
+    times = np.unique(time[cause > 0])
+    at_risk = len(time) - np.searchsorted(np.sort(time), times, side="left")
+    by_time = pd.DataFrame({"any": cause > 0, "of": cause == of}).groupby(time).sum()
+    events = by_time["any"].reindex(times).to_numpy()
+    of_cause = by_time["of"].reindex(times).to_numpy()
+    surv_after = np.cumprod(1 - events / at_risk)
+    surv_before = np.concatenate([[1.0], surv_after[:-1]])
+    cif = np.cumsum(surv_before * of_cause / at_risk)
+    return pd.DataFrame({"time": times, "cif": cif, "at_risk": at_risk})
+
+
+def cif_at(curve: pd.DataFrame, month: float, last_time: float) -> float | None:
+    """The step function at a time; beyond the group's last follow-up it is unknown."""
+    if month > last_time:
+        return None
+    reached = curve[curve["time"] <= month]
+    return float(reached["cif"].iloc[-1]) if len(reached) else 0.0
+
+
+def cif_rows(times: pd.DataFrame, months: Sequence[float]) -> list[Row]:
+    rows = []
+    what = (
+        "Aalen-Johansen cumulative incidence of a first SRE from the BM date, death "
+        "without SRE competing"
+    )
+    for arm, label in ((True, "antiresorptive"), (False, "no_antiresorptive")):
+        group = times[times["antiresorptive"] == arm]
+        curve = aalen_johansen(group["time"].to_numpy(), group["cause"].to_numpy())
+        last = float(group["time"].max()) if len(group) else -np.inf
+        for month in months:
+            estimate = f"cif_sre_{month:g}_{label}"
+            value = cif_at(curve, month, last) if len(group) else None
+            reason = "" if value is not None else "; not computable, beyond the last follow-up"
+            rows.append(row(estimate, "bm", len(group), value, method=what + reason))
+    return rows
+
+
+def exposure_intervals(times: pd.DataFrame) -> pd.DataFrame:
+    """Antiresorptive exposure switching on at its first start (on or before BM: from 0)."""
+    data = times.reset_index(names="id").assign(event=lambda f: f["cause"] == 1)
+    start = data["exposure_start"].clip(lower=0)
+    switch = data["antiresorptive"] & (start > 0) & (start < data["time"])
+    from_zero = data["antiresorptive"] & (start == 0)
+    before = data[switch].assign(start=0.0, stop=start[switch], exposed=False, event=False)
+    after = data[switch].assign(start=start[switch], stop=lambda f: f["time"], exposed=True)
+    whole = data[~switch].assign(start=0.0, stop=lambda f: f["time"], exposed=from_zero[~switch])
+    intervals = pd.concat([before, after, whole], ignore_index=True)
+    intervals = intervals[intervals["stop"] > intervals["start"]]
+    return (
+        intervals[["id", "start", "stop", "event", "exposed"]]
+        .sort_values(["id", "start"], kind="stable")
+        .reset_index(drop=True)
+    )
+
+
+def sre_antiresorptive_timedep(times: pd.DataFrame, level: float) -> Row:
+    intervals = exposure_intervals(times)
+    what = (
+        "cause-specific Cox for a first SRE from the BM date (deaths censored), "
+        "antiresorptive therapy time-dependent from its first start"
+    )
+    patients = int(intervals["id"].nunique())
+    events_by_arm = intervals.groupby("exposed")["event"].sum().reindex([True, False], fill_value=0)
+    if (events_by_arm == 0).any():
+        arm = "with" if events_by_arm[True] == 0 else "without"
+        return row(
+            "hr_sre_antiresorptive_timedep",
+            "bm",
+            patients,
+            method=f"{what}: not computable, no SRE {arm} antiresorptive exposure, so "
+            "the hazard ratio has no finite estimate",
+        )
+    fit = fit_time_varying(intervals, ["exposed"], "event", level)
+    (result,) = time_varying_rows(
+        fit, {"hr_sre_antiresorptive_timedep": "exposed"}, "bm", level, what
+    )
+    return result
+
+
+# ---------------------------------------------------------------------------------------
+# all of section 4
+
+
+@dataclass(frozen=True)
+class SensitivitySettings:
+    landmarks_months: tuple[float, ...]
+    rmst_horizon_months: float
+    cif_months: tuple[float, ...]
+    days_per_month: float
+
+
+def sensitivity_estimates(
+    endpoints: pd.DataFrame, settings: SensitivitySettings, level: float
+) -> list[Row]:
+    pop = populations(endpoints)
+    stage_iv = pop["stage_iv"].reset_index(drop=True)
+    rows = time_dependent_bm(stage_iv, level)
+    for months in settings.landmarks_months:
+        rows += landmark(stage_iv, months, level)
+    rows += rmst_rows(stage_iv, settings.rmst_horizon_months)
+    times = sre_times(pop["bm"].reset_index(drop=True), settings.days_per_month)
+    rows += cif_rows(times, settings.cif_months)
+    rows.append(sre_antiresorptive_timedep(times, level))
+    return rows

@@ -99,6 +99,7 @@ def final_outputs():
         out("estimates.csv"),
         out("tables/table1.csv"),
         out("tables/flow.csv"),
+        out("tables/immortal_time_bias.csv"),
         *expand(out("figures/{figure}.svg"), figure=FIGURES),
         out("provenance.json"),
         out("report/report.html"),

@@ -80,6 +80,7 @@ rule report:
         estimates=rules.collect_estimates.output.estimates,
         table1=rules.describe_cohort.output.table1,
         flow=rules.describe_cohort.output.flow,
+        bias=rules.check_immortal_time_bias.output.table,
         figures=[rules.plot_figures.output[name] for name in FIGURES],
         validation=rules.validate_exports.output.summary,
         provenance=rules.provenance.output.provenance,

@@ -13,6 +13,7 @@ html = render_report(
     estimates=Path(snakemake.input.estimates),
     table1=Path(snakemake.input.table1),
     flow=Path(snakemake.input.flow),
+    bias=Path(snakemake.input.bias),
     figures=figures,
     validation=Path(snakemake.input.validation),
     provenance=Path(snakemake.input.provenance),

@@ -11,7 +11,7 @@ the end of follow-up.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -354,3 +354,63 @@ def sensitivity_estimates(
     rows += cif_rows(times, settings.cif_months)
     rows.append(sre_antiresorptive_timedep(times, level))
     return rows
+
+
+# ---------------------------------------------------------------------------------------
+# how large is immortal-time bias? A check on simulated cohorts
+
+
+@dataclass(frozen=True)
+class BiasCheck:
+    replicates: int
+    n_eligible: int
+    seed: int
+    synchronous_share: float
+    onset_mean_months: float
+
+
+def redraw_bm_onset(stage_iv: pd.DataFrame, rng: np.random.Generator, check: BiasCheck):
+    """BM that do not change the hazard: onset drawn independently of survival, and seen
+    only by patients still followed when it happens (as in any registry)."""
+    synchronous = rng.random(len(stage_iv)) < check.synchronous_share
+    onset = np.where(synchronous, 0.0, rng.exponential(check.onset_mean_months, len(stage_iv)))
+    seen = onset < stage_iv["os_months"].to_numpy()
+    return stage_iv.assign(bm=seen, bm_months=np.where(seen, onset, np.nan))
+
+
+def immortal_time_bias(
+    endpoints_of: Callable[[int], pd.DataFrame], check: BiasCheck, level: float
+) -> pd.DataFrame:
+    """Naive 'BM ever' and time-dependent hazard ratios when the true BM effect is none.
+
+    `endpoints_of(seed)` gives the endpoints of one simulated cohort.
+    """
+    rows = []
+    for replicate in range(check.replicates):
+        seed = check.seed + replicate
+        stage_iv = populations(endpoints_of(seed))["stage_iv"].reset_index(drop=True)
+        stage_iv = redraw_bm_onset(stage_iv, np.random.default_rng(seed), check)
+        naive = fit_cox(stage_iv, ["bm"], "os_months", "dead", level)
+        timedep = fit_time_varying(bm_intervals(stage_iv), ["bm"], "dead", level)
+        rows.append(
+            {
+                "replicate": replicate + 1,
+                "seed": seed,
+                "patients": len(stage_iv),
+                "with_bm": int(stage_iv["bm"].sum()),
+                "hr_naive": float(naive.fitter.hazard_ratios_["bm"]) if naive.fitter else None,
+                "hr_timedep": float(timedep.fitter.hazard_ratios_["bm"])
+                if timedep.fitter
+                else None,
+            }
+        )
+    table = pd.DataFrame(rows)
+    summary = {
+        "replicate": "geometric mean",
+        "seed": None,
+        "patients": table["patients"].mean(),
+        "with_bm": table["with_bm"].mean(),
+        "hr_naive": float(np.exp(np.log(table["hr_naive"]).mean())),
+        "hr_timedep": float(np.exp(np.log(table["hr_timedep"]).mean())),
+    }
+    return pd.concat([table, pd.DataFrame([summary])], ignore_index=True)

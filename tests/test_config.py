@@ -29,6 +29,7 @@ def test_the_defaults_dry_run(workdir):
         "estimate_cohort",
         "estimate_survival",
         "estimate_sensitivity",
+        "check_immortal_time_bias",
         "collect_estimates",
         "describe_cohort",
         "plot_figures",

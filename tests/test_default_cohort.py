@@ -75,10 +75,11 @@ def test_a_second_cold_run_gives_byte_identical_results(default_run, tmp_path):
         "estimates.csv",
         "tables/table1.csv",
         "tables/flow.csv",
+        "tables/immortal_time_bias.csv",
         "report/report.html",
         "report/report.pdf",
         *[f"figures/{p.name}" for p in sorted((first_results / "figures").iterdir())],
     ]
-    assert len(names) == 5 + 16
+    assert len(names) == 6 + 16
     for name in names:
         assert (second_results / name).read_bytes() == (first_results / name).read_bytes(), name

@@ -147,6 +147,7 @@ def test_the_audit_appendix_lists_every_rule_with_the_hashes_on_disk(outputs, ht
         "estimate_cohort",
         "estimate_survival",
         "estimate_sensitivity",
+        "check_immortal_time_bias",
         "collect_estimates",
         "describe_cohort",
         "plot_figures",

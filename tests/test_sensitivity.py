@@ -102,3 +102,19 @@ def test_no_sre_under_exposure_gives_no_hazard_ratio_and_says_why():
         [2, 2.0, 8.0, True],
         [3, 0.0, 20.0, False],
     ]
+
+
+def test_naive_bm_hazard_ratio_shows_immortal_time_bias_and_the_time_dependent_does_not(config):
+    from sinet_bm.endpoints import derive_endpoints, rules_from_config
+    from sinet_bm.simulate import SyntheticDesign, scaled, simulate_cohort
+
+    check = sensitivity.BiasCheck(**config["sensitivity"]["bias_check"])
+    design = scaled(SyntheticDesign(), check.n_eligible)
+    rules = rules_from_config(config["definitions"])
+    table = sensitivity.immortal_time_bias(
+        lambda seed: derive_endpoints(simulate_cohort(design, seed), rules), check, LEVEL
+    )
+    summary = table.iloc[-1]
+    assert len(table) == check.replicates + 1
+    assert summary["hr_naive"] < 0.6  # truth: 1
+    assert 0.8 < summary["hr_timedep"] < 1.25

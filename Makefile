@@ -4,9 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 CORES ?= all
 # Debian packages: WeasyPrint's libraries and fonts (PDF report); for the tests also a real
-# browser and poppler, which check the HTML and PDF as a reader would see them.
+# browser and poppler, which check the HTML and PDF as a reader would see them, and R's
+# survival package, against which the statistics are compared.
 REPORT_DEBS := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core
-TEST_DEBS := $(REPORT_DEBS) chromium poppler-utils
+TEST_DEBS := $(REPORT_DEBS) chromium poppler-utils r-base-core r-cran-survival
 
 .PHONY: run test lint format clean report-deps test-deps
 

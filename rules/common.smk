@@ -18,6 +18,7 @@ FIGURES = [
     "cox_forest",
     "bm_hazard_ratios",
     "cif_sre",
+    "schoenfeld",
 ]
 AUDITED_AFTER = {"all", "provenance", "report", "report_pdf"}
 SYNTHETIC_DIR = Path("resources/synthetic")

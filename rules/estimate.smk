@@ -22,6 +22,7 @@ rule estimate_survival:
         code=package("models"),
     output:
         estimates=out("estimates/survival.csv"),
+        ph_tests=out("tables/ph_tests.csv"),
     log:
         log("estimate_survival"),
     benchmark:

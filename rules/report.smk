@@ -45,6 +45,11 @@ rule plot_figures:
             caption="../report/cif_sre.rst",
             category="Sensitivity analyses",
         ),
+        schoenfeld=report(
+            out("figures/schoenfeld.svg"),
+            caption="../report/schoenfeld.rst",
+            category="Overall survival",
+        ),
         data=expand(out("figures/{figure}.csv"), figure=FIGURES),
     log:
         log("plot_figures"),
@@ -80,6 +85,7 @@ rule report:
         estimates=rules.collect_estimates.output.estimates,
         table1=rules.describe_cohort.output.table1,
         flow=rules.describe_cohort.output.flow,
+        ph_tests=rules.estimate_survival.output.ph_tests,
         bias=rules.check_immortal_time_bias.output.table,
         figures=[rules.plot_figures.output[name] for name in FIGURES],
         validation=rules.validate_exports.output.summary,

@@ -14,6 +14,7 @@ html = render_report(
     table1=Path(snakemake.input.table1),
     flow=Path(snakemake.input.flow),
     bias=Path(snakemake.input.bias),
+    ph_tests=Path(snakemake.input.ph_tests),
     figures=figures,
     validation=Path(snakemake.input.validation),
     provenance=Path(snakemake.input.provenance),

@@ -17,7 +17,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 
-from sinet_bm.models import kaplan_meier, populations
+from sinet_bm.models import adjusted_cox, kaplan_meier, populations, scaled_schoenfeld
 from sinet_bm.sensitivity import aalen_johansen, sre_times
 
 BLUE, ORANGE, VERMILLION, GREEN, GREY = "#0072B2", "#E69F00", "#D55E00", "#009E73", "#555555"
@@ -32,6 +32,7 @@ FIGURES = (
     "cox_forest",
     "bm_hazard_ratios",
     "cif_sre",
+    "schoenfeld",
 )
 
 
@@ -349,6 +350,36 @@ def cif_sre(endpoints: pd.DataFrame, days_per_month: float) -> tuple[Figure, pd.
     return fig, data
 
 
+def schoenfeld(endpoints: pd.DataFrame, level: float) -> tuple[Figure, pd.DataFrame]:
+    """β(t) of each covariate of the adjusted model against KM-transformed time: a flat
+    band of decile means around β is what proportional hazards look like."""
+    fit = adjusted_cox(endpoints, level)
+    if fit.fitter is None:
+        fig, ax = plt.subplots(figsize=(WIDTH_INCHES, 1.0), layout="constrained")
+        ax.axis("off")
+        ax.text(0.5, 0.5, f"No adjusted model: {fit.failure}", ha="center", va="center")
+        return fig, pd.DataFrame()
+    data = scaled_schoenfeld(fit)
+    terms = list(fit.fitter.params_.index)
+    columns = 3
+    rows = int(np.ceil(len(terms) / columns))
+    fig, axes = plt.subplots(
+        rows, columns, figsize=(WIDTH_INCHES, 2.0 * rows), layout="constrained", squeeze=False
+    )
+    bins = pd.qcut(data["km_time"].rank(method="first"), q=min(10, len(data)), labels=False)
+    for ax, term in zip(axes.flat, terms, strict=False):
+        means = data.groupby(bins).agg(x=("km_time", "mean"), y=(term, "mean"))
+        ax.scatter(data["km_time"], data[term], s=4, color=GREY, alpha=0.4, linewidths=0)
+        ax.plot(means["x"], means["y"], color=BLUE, marker="o", markersize=3)
+        ax.axhline(float(fit.fitter.params_[term]), color=VERMILLION, linestyle="--", linewidth=0.8)
+        ax.set_title(term)
+        ax.set_xlabel("1 - KM(t)")
+    for ax in list(axes.flat)[len(terms) :]:
+        ax.axis("off")
+    axes[0][0].set_ylabel("β(t)")
+    return fig, data
+
+
 # ---------------------------------------------------------------------------------------
 # the cohort flow diagram
 
@@ -415,6 +446,7 @@ def plot_figures(
         "cox_forest": lambda: cox_forest(estimates),
         "bm_hazard_ratios": lambda: bm_hazard_ratios(estimates),
         "cif_sre": lambda: cif_sre(endpoints, days_per_month),
+        "schoenfeld": lambda: schoenfeld(endpoints, level),
     }
     for name in FIGURES:
         fig, data = makers[name]()

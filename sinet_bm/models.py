@@ -40,6 +40,10 @@ ESTIMATE_COLUMNS = [
 ]
 Row = dict[str, object]
 TOLERANCE = float(np.sqrt(np.finfo(float).eps))
+# lifelines' Newton-Raphson, by default, takes shortened steps and stops on a relative
+# log-likelihood change of 1e-9, returning coefficients up to 1e-3 (relative) short of the
+# maximum R's coxph finds. Full steps and a score-based stop reach it to ~1e-9.
+NEWTON = {"step_size": 1.0, "precision": 1e-14, "r_precision": 0.0}
 
 
 def row(
@@ -340,7 +344,9 @@ def fit_cox(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", ConvergenceWarning)
-            fitter.fit(frame, duration_col=duration, event_col=event, batch_mode=True)
+            fitter.fit(
+                frame, duration_col=duration, event_col=event, batch_mode=True, fit_options=NEWTON
+            )
     except (ConvergenceError, ConvergenceWarning) as error:
         first_line = str(error).strip().split(". ")[0] or "no reason"
         return CoxFit(None, frame, duration, event, dropped, f"did not converge ({first_line})")
@@ -427,22 +433,53 @@ def schoenfeld_residuals(fit: CoxFit) -> tuple[np.ndarray, np.ndarray]:
     return x[dead] - efron_mean[group], time[dead]
 
 
-def schoenfeld_global(fit: CoxFit) -> tuple[float, float, int]:
-    """Grambsch–Therneau global test on KM-transformed time (chi-square, p, df).
+def km_transformed_time(fit: CoxFit, times: np.ndarray) -> np.ndarray:
+    """1 - KM of the model's data at each death time (R cox.zph's default transform)."""
+    km = KaplanMeierFitter().fit(fit.data[fit.duration], fit.data[fit.event])
+    return 1 - km.survival_function_.iloc[:, 0].loc[times].to_numpy()
 
-    T = d · u' V u / sum(g^2), u = sum over deaths of g · r, r the Schoenfeld residual,
-    g the centred 1 - KM(t) at the death's time, V the model's variance, d the deaths:
-    with one covariate this is lifelines' `proportional_hazard_test(time_transform="km")`.
+
+def schoenfeld_tests(fit: CoxFit) -> pd.DataFrame:
+    """Grambsch–Therneau tests per covariate and global, on KM-transformed time.
+
+    With u = Σ over deaths of g·r (r the Schoenfeld residuals, g the centred transformed
+    time), V the model's variance and d the deaths: covariate j has T = d (Vu)_j² /
+    (V_jj Σg²), 1 df (lifelines' `proportional_hazard_test`); the global test has
+    T = d u'Vu / Σg², one df per covariate.
     """
     residuals, times = schoenfeld_residuals(fit)
-    km = KaplanMeierFitter().fit(fit.data[fit.duration], fit.data[fit.event])
-    g = 1 - km.survival_function_.iloc[:, 0].loc[times].to_numpy()
+    g = km_transformed_time(fit, times)
     g = g - g.mean()
     u = g @ residuals
     variance = fit.fitter.variance_matrix_.to_numpy()
-    deaths = len(g)
-    statistic = float(deaths * u @ variance @ u / (g**2).sum())
-    return statistic, float(stats.chi2.sf(statistic, len(u))), len(u)
+    deaths, spread = len(g), float((g**2).sum())
+    per_covariate = deaths * (variance @ u) ** 2 / (np.diag(variance) * spread)
+    overall = float(deaths * u @ variance @ u / spread)
+    statistics = np.append(per_covariate, overall)
+    df = np.append(np.ones(len(u), dtype=int), len(u))
+    return pd.DataFrame(
+        {
+            "term": [*fit.fitter.params_.index, "GLOBAL"],
+            "chi_square": statistics,
+            "df": df,
+            "p_value": stats.chi2.sf(statistics, df),
+        }
+    )
+
+
+def schoenfeld_global(fit: CoxFit) -> tuple[float, float, int]:
+    """The global line of `schoenfeld_tests`: chi-square, p, df."""
+    overall = schoenfeld_tests(fit).iloc[-1]
+    return float(overall["chi_square"]), float(overall["p_value"]), int(overall["df"])
+
+
+def scaled_schoenfeld(fit: CoxFit) -> pd.DataFrame:
+    """β + scaled residual per death and covariate (what R's plot(cox.zph) draws)."""
+    residuals, times = schoenfeld_residuals(fit)
+    variance = fit.fitter.variance_matrix_.to_numpy()
+    scaled = len(times) * residuals @ variance + fit.fitter.params_.to_numpy()
+    frame = pd.DataFrame(scaled, columns=list(fit.fitter.params_.index))
+    return frame.assign(months=times, km_time=km_transformed_time(fit, times))
 
 
 # ---------------------------------------------------------------------------------------
@@ -581,6 +618,18 @@ def cox_data(stage_iv: pd.DataFrame, keep: Sequence[str] = ()) -> pd.DataFrame:
     return data.drop(columns="grade").reset_index(drop=True)
 
 
+def adjusted_cox(endpoints: pd.DataFrame, level: float) -> CoxFit:
+    stage_iv = populations(endpoints)["stage_iv"].reset_index(drop=True)
+    return fit_cox(cox_data(stage_iv), list(ADJUSTED_TERMS.values()), "os_months", "dead", level)
+
+
+def ph_tests_table(fit: CoxFit) -> pd.DataFrame:
+    """The PH check per covariate, for the report's appendix (empty if the model failed)."""
+    if fit.fitter is None:
+        return pd.DataFrame(columns=["term", "chi_square", "df", "p_value"])
+    return schoenfeld_tests(fit)
+
+
 def survival_estimates(endpoints: pd.DataFrame, level: float) -> list[Row]:
     """OS by BM status in stage IV: KM medians, log-rank, Cox crude and adjusted, PH test."""
     stage_iv = populations(endpoints)["stage_iv"].reset_index(drop=True)
@@ -592,9 +641,7 @@ def survival_estimates(endpoints: pd.DataFrame, level: float) -> list[Row]:
     ]
     crude = fit_cox(stage_iv, ["bm"], "os_months", "dead", level)
     rows += cox_rows(crude, {"hr_os_bm_crude": "bm"}, "stage_iv", level, "Cox, BM only")
-    adjusted = fit_cox(
-        cox_data(stage_iv), list(ADJUSTED_TERMS.values()), "os_months", "dead", level
-    )
+    adjusted = adjusted_cox(endpoints, level)
     what = "Cox adjusted for age, sex and grade (complete cases)"
     rows += cox_rows(adjusted, ADJUSTED_TERMS, "stage_iv", level, what)
     rows.append(ph_test_row(adjusted))

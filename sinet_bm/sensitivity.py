@@ -19,7 +19,7 @@ import pandas as pd
 from lifelines import CoxTimeVaryingFitter, KaplanMeierFitter
 from lifelines.exceptions import ConvergenceError, ConvergenceWarning
 
-from sinet_bm.models import Row, cox_data, cox_rows, fit_cox, populations, row
+from sinet_bm.models import NEWTON, Row, cox_data, cox_rows, fit_cox, populations, row
 
 Z_975 = 1.959964
 
@@ -66,7 +66,14 @@ def fit_time_varying(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", ConvergenceWarning)
-            fitter.fit(frame, id_col="id", event_col=event, start_col="start", stop_col="stop")
+            fitter.fit(
+                frame,
+                id_col="id",
+                event_col=event,
+                start_col="start",
+                stop_col="stop",
+                fit_options=NEWTON,
+            )
     except (ConvergenceError, ConvergenceWarning) as error:
         return TimeVaryingFit(None, patients, f"did not converge ({str(error).split('. ')[0]})")
     return TimeVaryingFit(fitter, patients, "")

@@ -80,6 +80,6 @@ def test_a_second_cold_run_gives_byte_identical_results(default_run, tmp_path):
         "report/report.pdf",
         *[f"figures/{p.name}" for p in sorted((first_results / "figures").iterdir())],
     ]
-    assert len(names) == 6 + 16
+    assert len(names) == 6 + 18
     for name in names:
         assert (second_results / name).read_bytes() == (first_results / name).read_bytes(), name

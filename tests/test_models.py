@@ -284,3 +284,25 @@ def test_vectorised_schoenfeld_residuals_equal_lifelines_with_ties():
     by_rows = lambda rows: rows[np.lexsort(np.round(rows, 9).T)]  # noqa: E731
     assert np.allclose(by_rows(ours), by_rows(expected), atol=1e-12)
     assert np.array_equal(times, ordered.loc[deaths, "t"].to_numpy())
+
+
+def test_ph_tests_per_covariate_equal_lifelines_and_the_global_line_is_the_global_test():
+    from lifelines.statistics import proportional_hazard_test
+
+    rng = np.random.default_rng(4)
+    data = pd.DataFrame(
+        {
+            "t": np.round(rng.weibull(1.3, 200) * 30),
+            "d": rng.random(200) < 0.7,
+            "x": rng.normal(size=200),
+            "z": rng.random(200) < 0.5,
+        }
+    )
+    fit = models.fit_cox(data, ["x", "z"], "t", "d", LEVEL)
+    tests = models.schoenfeld_tests(fit).set_index("term")
+    reference = proportional_hazard_test(fit.fitter, fit.data, time_transform="km").summary
+    for term in ("x", "z"):
+        assert tests.at[term, "chi_square"] == pytest.approx(
+            reference.at[term, "test_statistic"], rel=1e-9
+        )
+    assert models.schoenfeld_global(fit)[0] == tests.at["GLOBAL", "chi_square"]

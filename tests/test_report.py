@@ -81,7 +81,7 @@ def test_every_number_taken_from_estimates_equals_estimates_csv(outputs, html):
 def test_html_is_self_contained(html):
     assert "<script" not in html and "<link" not in html and "@import" not in html
     assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//|url\(\s*["']?https?:""", html)
-    assert html.count("<svg") == 8
+    assert html.count("<svg") == 9
 
 
 def test_pdf_renders_with_the_headings_and_numbers(outputs):
@@ -97,7 +97,7 @@ def test_pdf_renders_with_the_headings_and_numbers(outputs):
         "Table 1. Baseline characteristics",
         "Overall survival",
         "Reproduction of the published results",
-        "Appendix B. Audit trail",
+        "Appendix C. Audit trail",
     ]:
         assert heading in text
     estimates = pd.read_csv(outputs / "estimates.csv").set_index("estimate")
@@ -175,6 +175,8 @@ def test_small_counts_are_masked_when_asked(outputs, small_run, config):
         estimates=outputs / "estimates.csv",
         table1=outputs / "tables" / "table1.csv",
         flow=outputs / "tables" / "flow.csv",
+        bias=outputs / "tables" / "immortal_time_bias.csv",
+        ph_tests=outputs / "tables" / "ph_tests.csv",
         figures={p.stem: p for p in (outputs / "figures").glob("*.svg")},
         validation=outputs / "validated" / "summary.json",
         provenance=outputs / "provenance.json",

@@ -43,7 +43,7 @@ TOLERANCE = float(np.sqrt(np.finfo(float).eps))
 # lifelines' Newton-Raphson, by default, takes shortened steps and stops on a relative
 # log-likelihood change of 1e-9, returning coefficients up to 1e-3 (relative) short of the
 # maximum R's coxph finds. Full steps and a score-based stop reach it to ~1e-9.
-NEWTON = {"step_size": 1.0, "precision": 1e-14, "r_precision": 0.0}
+NEWTON = {"step_size": 1.0, "precision": 1e-16, "r_precision": 0.0}
 
 
 def row(

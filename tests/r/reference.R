@@ -8,13 +8,14 @@
 #                km       time; event                   Kaplan-Meier median, log-log 95% CI
 #                logrank  time; event; group            survdiff
 #                cox      time; event; covariate; ...   coxph, Efron ties, Wald CI and p
-#                                                       (converged: see cox below)
+#                                                       (converged: see cox.R)
 #                fisher   exposure; outcome             fisher.test of the 2x2 table
 #                                                       (exact roots: see fisher below)
 #                binom    success                       binom.test (Clopper-Pearson)
 #   out.csv    name,value with name = <task>.<field>; doubles to 17 significant digits, NA
 #              where R has none
-suppressPackageStartupMessages(library(survival))
+script <- sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE))
+source(file.path(dirname(script), "cox.R"))  # cox_values, and library(survival)
 
 args <- commandArgs(trailingOnly = TRUE)
 data <- read.csv(args[1])
@@ -36,33 +37,7 @@ logrank <- function(v, rows) {
   c(chisq = test$chisq, p = pchisq(test$chisq, length(test$n) - 1, lower.tail = FALSE))
 }
 
-cox <- function(v, rows) {
-  # R's default convergence (relative change in log-likelihood below eps = 1e-9) can stop
-  # one Newton step short: p-values up to 3e-8 off the converged fit, and 1e-8 is compared.
-  # A coefficient R calls possibly infinite has no MLE (monotone likelihood): R's finite
-  # number is where its iterations stopped, and the contract leaves such a model empty.
-  infinite <- FALSE
-  fit <- withCallingHandlers(
-    coxph(survival_formula(v), rows, ties = "efron", control = coxph.control(eps = 1e-11)),
-    warning = function(w) {
-      if (grepl("may be infinite", conditionMessage(w))) {
-        infinite <<- TRUE
-        invokeRestart("muffleWarning")
-      }
-    }
-  )
-  coefs <- summary(fit)$coefficients
-  ci <- summary(fit)$conf.int
-  terms <- rownames(coefs)
-  values <- c(loglik = fit$loglik[2],
-              setNames(coefs[, "coef"], paste0(terms, ".coef")),
-              setNames(ci[, "exp(coef)"], paste0(terms, ".hr")),
-              setNames(ci[, "lower .95"], paste0(terms, ".lower")),
-              setNames(ci[, "upper .95"], paste0(terms, ".upper")),
-              setNames(coefs[, "Pr(>|z|)"], paste0(terms, ".p")))
-  if (infinite) values[] <- NA
-  values
-}
+cox <- function(v, rows) cox_values(survival_formula(v), rows)  # see cox.R
 
 # fisher.test finds the odds ratio and its CI with uniroot's default tolerance,
 # .Machine$double.eps^0.25 (about 1e-4 on its scale): up to 1e-3 relative off the root.

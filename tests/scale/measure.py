@@ -19,6 +19,7 @@ import yaml
 from sinet_bm import checks, ingest
 from sinet_bm.endpoints import derive_endpoints, rules_from_config
 from sinet_bm.models import cohort_estimates, survival_estimates
+from sinet_bm.sensitivity import SensitivitySettings, sensitivity_estimates
 from sinet_bm.simulate import SyntheticDesign, scaled, simulate_cohort, write_exports
 
 REPO = Path(__file__).resolve().parents[2]
@@ -53,6 +54,19 @@ def main(n_patients: int, workdir: Path) -> None:
     level = config["analysis"]["confidence_level"]
     timed("cohort estimates", cohort_estimates, endpoints, level)
     timed("survival estimates", survival_estimates, endpoints, level)
+    settings = config["sensitivity"]
+    timed(
+        "sensitivity estimates",
+        sensitivity_estimates,
+        endpoints,
+        SensitivitySettings(
+            tuple(settings["landmarks_months"]),
+            settings["rmst_horizon_months"],
+            tuple(settings["cif_months"]),
+            config["definitions"]["days_per_month"],
+        ),
+        level,
+    )
 
 
 if __name__ == "__main__":

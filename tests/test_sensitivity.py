@@ -118,3 +118,60 @@ def test_naive_bm_hazard_ratio_shows_immortal_time_bias_and_the_time_dependent_d
     assert len(table) == check.replicates + 1
     assert summary["hr_naive"] < 0.6  # truth: 1
     assert 0.8 < summary["hr_timedep"] < 1.25
+
+
+def test_counting_process_cox_equals_lifelines_time_varying_fitter():
+    from lifelines import CoxTimeVaryingFitter
+
+    rng = np.random.default_rng(6)
+    n = 300
+    switch = np.round(rng.exponential(20, n))
+    end = np.round(rng.exponential(30, n)) + 1  # integer months: many tied event times
+    split = switch < end
+    rows = pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "id": np.arange(n)[split],
+                    "start": 0.0,
+                    "stop": switch[split],
+                    "x": 0.0,
+                    "dead": False,
+                }
+            ),
+            pd.DataFrame(
+                {
+                    "id": np.arange(n)[split],
+                    "start": switch[split],
+                    "stop": end[split],
+                    "x": 1.0,
+                    "dead": rng.random(split.sum()) < 0.7,
+                }
+            ),
+            pd.DataFrame(
+                {
+                    "id": np.arange(n)[~split],
+                    "start": 0.0,
+                    "stop": end[~split],
+                    "x": 0.0,
+                    "dead": rng.random((~split).sum()) < 0.7,
+                }
+            ),
+        ]
+    )
+    rows = rows[rows["stop"] > rows["start"]].assign(age=lambda f: rng.normal(60, 10, len(f)))
+    ours = sensitivity.fit_time_varying(rows, ["x", "age"], "dead", LEVEL).fitter
+    reference = CoxTimeVaryingFitter().fit(
+        rows,
+        id_col="id",
+        event_col="dead",
+        start_col="start",
+        stop_col="stop",
+        fit_options={"step_size": 1.0, "precision": 1e-16, "r_precision": 0.0},
+    )
+    # Both solve the same score equations; they stop at slightly different last steps.
+    assert ours.params_.to_numpy() == pytest.approx(reference.params_.to_numpy(), abs=1e-8)
+    assert ours.log_likelihood_ == pytest.approx(reference.log_likelihood_, rel=1e-12)
+    assert ours.summary["p"].to_numpy() == pytest.approx(
+        reference.summary["p"].to_numpy(), rel=1e-8
+    )

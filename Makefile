@@ -21,6 +21,11 @@ $(BIN)/.installed: requirements.lock pyproject.toml
 define install_debs
 	@missing=$$(for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then \
+			echo "missing system packages: $$missing"; \
+			echo "install them (Debian/Ubuntu: sudo apt-get install $$missing) and run make again"; \
+			exit 1; \
+		fi; \
 		echo "installing Debian packages: $$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 			apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \

@@ -12,6 +12,7 @@ include: "rules/common.smk"
 include: "rules/simulate.smk"
 include: "rules/validate.smk"
 include: "rules/endpoints.smk"
+include: "rules/replicates.smk"
 include: "rules/estimate.smk"
 include: "rules/report.smk"
 

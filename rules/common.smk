@@ -1,6 +1,7 @@
 import os
 from pathlib import Path
 
+from snakemake.io import apply_wildcards
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
@@ -21,6 +22,11 @@ FIGURES = [
     "schoenfeld",
 ]
 AUDITED_AFTER = {"all", "provenance", "report", "report_pdf"}
+# Replicate work split into jobs by the {shard} wildcard: rule -> number of shards.
+SHARDS = {
+    "bootstrap_shard": config["bootstrap"]["shards"],
+    "bias_check_shard": config["sensitivity"]["bias_check"]["shards"],
+}
 SYNTHETIC_DIR = Path("resources/synthetic")
 OUT = Path(config["out_dir"])
 
@@ -88,6 +94,18 @@ def raw_exports(wildcards):
     return found
 
 
+def shards(rule_name):
+    return list(range(1, SHARDS[rule_name] + 1))
+
+
+def bootstrap_settings():
+    """What one resample needs; the number of shards only says who computes which."""
+    settings = {key: config["bootstrap"][key] for key in ("replicates", "seed")}
+    return settings | {
+        "rmst_horizon_months": config["sensitivity"]["rmst_horizon_months"]
+    }
+
+
 def synthetic_design():
     """Simulation knobs; the study period and cutoff are the ones the analysis uses."""
     design = {key: value for key, value in config["synthetic"].items() if key != "seed"}
@@ -118,8 +136,24 @@ def audited_steps():
     ]
 
 
+def step_jobs(step):
+    """(name, wildcards) of each job of a step: one job, or one per shard."""
+    if step.name not in SHARDS:
+        return [(step.name, {})]
+    return [(f"{step.name} (shard {k})", {"shard": k}) for k in shards(step.name)]
+
+
+def job_paths(paths, wildcards):
+    return [apply_wildcards(str(path), wildcards) for path in paths]
+
+
 def analysis_outputs():
-    return [str(path) for step in audited_steps() for path in step.output]
+    return [
+        path
+        for step in audited_steps()
+        for _, wildcards in step_jobs(step)
+        for path in job_paths(step.output, wildcards)
+    ]
 
 
 def step_inputs(step):
@@ -137,11 +171,13 @@ def step_inputs(step):
 def rule_manifest():
     """What each step reads, writes, is told and runs, for provenance.json."""
     return {
-        step.name: {
-            "inputs": step_inputs(step),
-            "outputs": [str(path) for path in step.output],
-            "logs": [str(path) for path in step.log],
-            "benchmark": str(step.benchmark) if step.benchmark else None,
+        name: {
+            "inputs": job_paths(step_inputs(step), wildcards),
+            "outputs": job_paths(step.output, wildcards),
+            "logs": job_paths(step.log, wildcards),
+            "benchmark": (
+                job_paths([step.benchmark], wildcards)[0] if step.benchmark else None
+            ),
             "params": {
                 name: getattr(step.params, name)
                 for name in step.params._names
@@ -151,6 +187,7 @@ def rule_manifest():
             "conda_env": os.path.normpath(os.path.join("rules", str(step.conda_env))),
         }
         for step in audited_steps()
+        for name, wildcards in step_jobs(step)
     }
 
 

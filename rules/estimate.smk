@@ -55,31 +55,13 @@ rule estimate_sensitivity:
         "../scripts/estimate_sensitivity.py"
 
 
-rule check_immortal_time_bias:
-    input:
-        code=package("simulate", "endpoints", "models", "sensitivity"),
-    output:
-        table=out("tables/immortal_time_bias.csv"),
-    log:
-        log("check_immortal_time_bias"),
-    benchmark:
-        bench("check_immortal_time_bias")
-    conda:
-        "../envs/estimate.yaml"
-    params:
-        check=config["sensitivity"]["bias_check"],
-        definitions=config["definitions"],
-        confidence_level=config["analysis"]["confidence_level"],
-    script:
-        "../scripts/check_immortal_time_bias.py"
-
-
 rule collect_estimates:
     input:
         parts=[
             rules.estimate_cohort.output.estimates,
             rules.estimate_survival.output.estimates,
             rules.estimate_sensitivity.output.estimates,
+            rules.bootstrap_ci.output.estimates,
         ],
     output:
         estimates=out("estimates.csv"),

@@ -1,20 +1,13 @@
-"""Snakemake adapter: naive vs time-dependent BM hazard ratios on simulated cohorts in which
-BM do not change the hazard (the size of immortal-time bias)."""
+"""Snakemake adapter: gathers the shards of the immortal-time bias check, with their
+geometric mean."""
 
 import sys
 
-from sinet_bm.endpoints import derive_endpoints, rules_from_config
-from sinet_bm.sensitivity import BiasCheck, immortal_time_bias
-from sinet_bm.simulate import SyntheticDesign, scaled, simulate_cohort
+import pandas as pd
+
+from sinet_bm.replicates import bias_check_summary
 
 sys.stderr = open(snakemake.log[0], "w")
 
-check = BiasCheck(**snakemake.params.check)
-design = scaled(SyntheticDesign(), check.n_eligible)
-rules = rules_from_config(snakemake.params.definitions)
-table = immortal_time_bias(
-    lambda seed: derive_endpoints(simulate_cohort(design, seed), rules),
-    check,
-    snakemake.params.confidence_level,
-)
+table = bias_check_summary(pd.concat(map(pd.read_csv, snakemake.input.shards), ignore_index=True))
 table.to_csv(snakemake.output.table, index=False, lineterminator="\n")

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sinet_bm import sensitivity
+from sinet_bm import replicates, sensitivity
 
 LEVEL = 0.95
 
@@ -108,11 +108,16 @@ def test_naive_bm_hazard_ratio_shows_immortal_time_bias_and_the_time_dependent_d
     from sinet_bm.endpoints import derive_endpoints, rules_from_config
     from sinet_bm.simulate import SyntheticDesign, scaled, simulate_cohort
 
-    check = sensitivity.BiasCheck(**config["sensitivity"]["bias_check"])
+    check = replicates.BiasCheck(**config["sensitivity"]["bias_check"])
     design = scaled(SyntheticDesign(), check.n_eligible)
     rules = rules_from_config(config["definitions"])
-    table = sensitivity.immortal_time_bias(
-        lambda seed: derive_endpoints(simulate_cohort(design, seed), rules), check, LEVEL
+    table = replicates.bias_check_summary(
+        replicates.bias_check_replicates(
+            lambda seed: derive_endpoints(simulate_cohort(design, seed), rules),
+            range(check.replicates),
+            check,
+            LEVEL,
+        )
     )
     summary = table.iloc[-1]
     assert len(table) == check.replicates + 1

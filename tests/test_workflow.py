@@ -1,5 +1,6 @@
 """Real Snakemake runs of the whole workflow, in a copy of the repository in a temp folder."""
 
+import io
 import re
 import shutil
 
@@ -67,12 +68,13 @@ CONTRACT_IDS = [
     "cif_sre_60_no_antiresorptive",
     "hr_sre_antiresorptive_timedep",
 ]
+BOOTSTRAP_IDS = ["hr_os_bm_adjusted_bootstrap", "rmst_os_diff_bootstrap"]
 
 
 def test_run_writes_every_contract_estimate(small_run):
     workdir, _, _, _ = small_run
     estimates = pd.read_csv(workdir / "out" / "estimates.csv")
-    assert estimates["estimate"].tolist() == CONTRACT_IDS
+    assert estimates["estimate"].tolist() == CONTRACT_IDS + BOOTSTRAP_IDS
     assert list(estimates.columns) == [
         "estimate",
         "population",
@@ -169,12 +171,42 @@ def test_a_tiny_hand_written_export_runs_end_to_end(small_run, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     estimates = pd.read_csv(tmp_path / "out" / "estimates.csv").set_index("estimate")
     assert estimates["value"].get("n_eligible") == 6
-    assert estimates.index.tolist() == CONTRACT_IDS
+    assert estimates.index.tolist() == CONTRACT_IDS + BOOTSTRAP_IDS
     empty = estimates[estimates["value"].isna()]
     assert len(empty) and empty["method"].str.contains("not computable|not reached").all()
     assert (tmp_path / "out" / "report" / "report.html").is_file()
     issues = pd.read_csv(tmp_path / "out" / "validation" / "issues.csv")
     assert issues["check"].tolist() == ["sre_before_bm"]
+
+
+def test_two_and_eight_shards_give_identical_bootstrap(small_run):
+    workdir, raw, _, _ = small_run
+    outputs = {}
+    for shards in (2, 8):
+        out_dir = f"shards_{shards}"
+        extra = workdir / f"{out_dir}.yaml"
+        extra.write_text(f"bootstrap: {{replicates: 60, seed: 4, shards: {shards}}}\n")
+        result = snakemake(
+            workdir,
+            "--configfile",
+            str(extra),
+            "--config",
+            f"raw_dir={raw}",
+            f"out_dir={out_dir}",
+            "--",
+            f"{out_dir}/estimates/bootstrap.csv",
+            f"{out_dir}/bootstrap/replicates.csv",
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert len(list((workdir / out_dir / "bootstrap").glob("shard_*.csv"))) == shards
+        outputs[shards] = [
+            (workdir / out_dir / name).read_bytes()
+            for name in ("estimates/bootstrap.csv", "bootstrap/replicates.csv")
+        ]
+    assert outputs[2] == outputs[8]
+    estimates = pd.read_csv(io.BytesIO(outputs[2][0]))
+    assert estimates["estimate"].tolist() == BOOTSTRAP_IDS
+    assert estimates["method"].str.contains("60 resamples").all()
 
 
 def test_snakemakes_own_report_builds(small_run):

@@ -1,0 +1,22 @@
+"""Snakemake adapter: one shard of bootstrap resamples of the stage IV patients."""
+
+import sys
+
+import pandas as pd
+
+from sinet_bm.replicates import (
+    BootstrapSettings,
+    bootstrap_replicates,
+    shard_replicates,
+    stage_iv_of,
+)
+
+sys.stderr = open(snakemake.log[0], "w")
+
+settings = BootstrapSettings(**snakemake.params.bootstrap)
+draws = bootstrap_replicates(
+    stage_iv_of(pd.read_parquet(snakemake.input.endpoints)),
+    shard_replicates(int(snakemake.wildcards.shard), snakemake.params.shards, settings.replicates),
+    settings,
+)
+draws.to_csv(snakemake.output.draws, index=False, lineterminator="\n")

@@ -17,6 +17,13 @@ include: "rules/estimate.smk"
 include: "rules/report.smk"
 
 
+# Steps too small to be worth a cluster job.
+localrules:
+    all,
+    collect_estimates,
+    check_immortal_time_bias,
+
+
 rule all:
     default_target: True
     input:
@@ -25,6 +32,10 @@ rule all:
 
 onstart:
     print(start_message())
+
+
+onsuccess:
+    file_refresh_snapshot()
 
 
 onerror:

@@ -1,3 +1,4 @@
+import math
 import os
 from pathlib import Path
 
@@ -21,7 +22,7 @@ FIGURES = [
     "cif_sre",
     "schoenfeld",
 ]
-AUDITED_AFTER = {"all", "provenance", "report", "report_pdf"}
+AUDITED_AFTER = {"all", "provenance", "refresh_changelog", "report", "report_pdf"}
 # Replicate work split into jobs by the {shard} wildcard: rule -> number of shards.
 SHARDS = {
     "bootstrap_shard": config["bootstrap"]["shards"],
@@ -98,12 +99,64 @@ def shards(rule_name):
     return list(range(1, SHARDS[rule_name] + 1))
 
 
+def sensitivity_settings():
+    """Section 4's settings without the bias check, which has rules of its own."""
+    return {
+        key: value
+        for key, value in config["sensitivity"].items()
+        if key != "bias_check"
+    }
+
+
 def bootstrap_settings():
     """What one resample needs; the number of shards only says who computes which."""
     settings = {key: config["bootstrap"][key] for key in ("replicates", "seed")}
     return settings | {
         "rmst_horizon_months": config["sensitivity"]["rmst_horizon_months"]
     }
+
+
+# ---------------------------------------------------------------------------------------
+# Resources. Peak memory and wall time of every rule were measured (benchmark files) on
+# exports of 0.5, 4.8, 49 and 501 MB (the default cohort and 10^4 to 10^6 patients); memory
+# grows about linearly with the export's size. Each rule asks for a measured base plus
+# a slope per MB of export, with 20-50% headroom, and three times the measured time.
+
+
+def export_mb():
+    """Size of the raw exports, the one measure that memory and time scale with. Files not
+    written yet (the synthetic cohort before simulate) count as small."""
+    paths = map(Path, raw_exports(None).values())
+    return sum(path.stat().st_size for path in paths if path.is_file()) / 1e6
+
+
+def memory(base_mb, per_export_mb=0.0):
+    return lambda wildcards: math.ceil(base_mb + per_export_mb * export_mb())
+
+
+def minutes(base=2, per_export_mb=0.01):
+    """Slurm's time limit in minutes: 7 at 10^6 patients, where the slowest step takes 31 s."""
+    return lambda wildcards: math.ceil(base + per_export_mb * export_mb())
+
+
+def per_shard(replicates, shards):
+    return math.ceil(replicates / shards)
+
+
+def bootstrap_minutes(wildcards):
+    """A resample of a 500 MB export (660,000 stage IV patients) takes 10 s, 4.5 ms by
+    default; three times that for the shard's share of them."""
+    resamples = per_shard(
+        config["bootstrap"]["replicates"], config["bootstrap"]["shards"]
+    )
+    return math.ceil(2 + 3 * resamples * (0.005 + 0.02 * export_mb()) / 60)
+
+
+def bias_check_minutes(wildcards):
+    """A simulated cohort of 458 patients takes 0.2 s; time grows with its size."""
+    check = config["sensitivity"]["bias_check"]
+    cohorts = per_shard(check["replicates"], check["shards"])
+    return math.ceil(2 + 3 * cohorts * check["n_eligible"] * 0.0005 / 60)
 
 
 def synthetic_design():
@@ -194,6 +247,13 @@ def rule_manifest():
 def start_message():
     source = config["raw_dir"] or f"the built-in SYNTHETIC cohort ({SYNTHETIC_DIR})"
     return f"siNET-BM: analysing {source}; results in {OUT}/"
+
+
+def file_refresh_snapshot():
+    """After a successful run: file this export's snapshot for the next run's changelog."""
+    from sinet_bm.refresh import file_snapshot
+
+    file_snapshot(out("refresh/snapshot.json"), out("refresh/history"))
 
 
 def remove_stale_results():

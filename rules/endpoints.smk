@@ -13,6 +13,10 @@ rule derive_endpoints:
         bench("derive_endpoints")
     conda:
         "../envs/endpoints.yaml"
+    threads: 1
+    resources:
+        mem_mb=memory(300, 5.0),
+        runtime=minutes(),
     params:
         definitions=config["definitions"],
     script:

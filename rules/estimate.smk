@@ -10,6 +10,10 @@ rule estimate_cohort:
         bench("estimate_cohort")
     conda:
         "../envs/estimate.yaml"
+    threads: 1
+    resources:
+        mem_mb=memory(300, 2.4),
+        runtime=minutes(),
     params:
         confidence_level=config["analysis"]["confidence_level"],
     script:
@@ -29,6 +33,10 @@ rule estimate_survival:
         bench("estimate_survival")
     conda:
         "../envs/estimate.yaml"
+    threads: 1
+    resources:
+        mem_mb=memory(300, 2.4),
+        runtime=minutes(),
     params:
         confidence_level=config["analysis"]["confidence_level"],
     script:
@@ -47,9 +55,13 @@ rule estimate_sensitivity:
         bench("estimate_sensitivity")
     conda:
         "../envs/estimate.yaml"
+    threads: 1
+    resources:
+        mem_mb=memory(300, 4.0),
+        runtime=minutes(),
     params:
         confidence_level=config["analysis"]["confidence_level"],
-        sensitivity=config["sensitivity"],
+        sensitivity=sensitivity_settings(),
         days_per_month=config["definitions"]["days_per_month"],
     script:
         "../scripts/estimate_sensitivity.py"
@@ -71,6 +83,10 @@ rule collect_estimates:
         bench("collect_estimates")
     conda:
         "../envs/estimate.yaml"
+    threads: 1
+    resources:
+        mem_mb=memory(300),
+        runtime=minutes(),
     script:
         "../scripts/collect_estimates.py"
 
@@ -88,5 +104,9 @@ rule describe_cohort:
         bench("describe_cohort")
     conda:
         "../envs/estimate.yaml"
+    threads: 1
+    resources:
+        mem_mb=memory(300, 2.4),
+        runtime=minutes(),
     script:
         "../scripts/describe_cohort.py"

@@ -19,6 +19,10 @@ rule bootstrap_shard:
         bench("bootstrap_shard_{shard}")
     conda:
         "../envs/estimate.yaml"
+    threads: 1
+    resources:
+        mem_mb=memory(300, 3.0),
+        runtime=bootstrap_minutes,
     params:
         bootstrap=bootstrap_settings(),
         shards=config["bootstrap"]["shards"],
@@ -42,6 +46,10 @@ rule bootstrap_ci:
         bench("bootstrap_ci")
     conda:
         "../envs/estimate.yaml"
+    threads: 1
+    resources:
+        mem_mb=memory(300, 2.6),
+        runtime=minutes(),
     params:
         bootstrap=bootstrap_settings(),
         confidence_level=config["analysis"]["confidence_level"],
@@ -60,6 +68,10 @@ rule bias_check_shard:
         bench("bias_check_shard_{shard}")
     conda:
         "../envs/estimate.yaml"
+    threads: 1
+    resources:
+        mem_mb=memory(400),
+        runtime=bias_check_minutes,
     params:
         check=config["sensitivity"]["bias_check"],
         definitions=config["definitions"],
@@ -82,5 +94,9 @@ rule check_immortal_time_bias:
         bench("check_immortal_time_bias")
     conda:
         "../envs/estimate.yaml"
+    threads: 1
+    resources:
+        mem_mb=memory(300),
+        runtime=minutes(),
     script:
         "../scripts/check_immortal_time_bias.py"

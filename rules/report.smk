@@ -57,6 +57,10 @@ rule plot_figures:
         bench("plot_figures")
     conda:
         "../envs/report.yaml"
+    threads: 1
+    resources:
+        mem_mb=memory(400, 2.4),
+        runtime=minutes(),
     params:
         confidence_level=config["analysis"]["confidence_level"],
         days_per_month=config["definitions"]["days_per_month"],
@@ -73,11 +77,38 @@ rule provenance:
         log("provenance"),
     conda:
         "../envs/report.yaml"
+    threads: 1
+    resources:
+        mem_mb=memory(300),
+        runtime=minutes(),
     params:
         steps=rule_manifest(),
         config=config,
     script:
         "../scripts/provenance.py"
+
+
+rule refresh_changelog:
+    input:
+        summary=rules.validate_exports.output.summary,
+        endpoints=rules.derive_endpoints.output.endpoints,
+        estimates=rules.collect_estimates.output.estimates,
+        code=package("refresh"),
+    output:
+        snapshot=out("refresh/snapshot.json"),
+        changelog=out("refresh/changelog.json"),
+    log:
+        log("refresh_changelog"),
+    conda:
+        "../envs/report.yaml"
+    threads: 1
+    resources:
+        mem_mb=memory(300, 2.4),
+        runtime=minutes(),
+    params:
+        history=out("refresh/history"),
+    script:
+        "../scripts/refresh_changelog.py"
 
 
 rule report:
@@ -90,6 +121,7 @@ rule report:
         figures=[rules.plot_figures.output[name] for name in FIGURES],
         validation=rules.validate_exports.output.summary,
         provenance=rules.provenance.output.provenance,
+        changelog=rules.refresh_changelog.output.changelog,
         published="resources/published.csv",
         templates=["sinet_bm/templates/report.html", "sinet_bm/templates/report.css"],
         code=package("report"),
@@ -105,6 +137,10 @@ rule report:
         bench("report")
     conda:
         "../envs/report.yaml"
+    threads: 1
+    resources:
+        mem_mb=memory(400),
+        runtime=minutes(),
     params:
         config=config,
         min_cell_count=config["privacy"]["min_cell_count"],
@@ -127,5 +163,9 @@ rule report_pdf:
         bench("report_pdf")
     conda:
         "../envs/report.yaml"
+    threads: 1
+    resources:
+        mem_mb=memory(1000),
+        runtime=minutes(),
     script:
         "../scripts/report_pdf.py"

@@ -13,6 +13,10 @@ rule simulate:
         bench("simulate")
     conda:
         "../envs/simulate.yaml"
+    threads: 1
+    resources:
+        mem_mb=memory(400),
+        runtime=minutes(),
     params:
         design=synthetic_design(),
         seed=config["synthetic"]["seed"],

@@ -19,6 +19,10 @@ rule validate_exports:
         bench("validate_exports")
     conda:
         "../envs/validate.yaml"
+    threads: 1
+    resources:
+        mem_mb=memory(300, 5.5),
+        runtime=minutes(),
     params:
         raw_dir=str(raw_dir()),
         schema_dir=schema_dir,

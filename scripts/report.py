@@ -18,6 +18,7 @@ html = render_report(
     figures=figures,
     validation=Path(snakemake.input.validation),
     provenance=Path(snakemake.input.provenance),
+    changelog=Path(snakemake.input.changelog),
     published=Path(snakemake.input.published),
     config=snakemake.params.config,
     min_cell_count=snakemake.params.min_cell_count,

@@ -182,6 +182,7 @@ def test_small_counts_are_masked_when_asked(outputs, small_run, config):
         flow=outputs / "tables" / "flow.csv",
         bias=outputs / "tables" / "immortal_time_bias.csv",
         ph_tests=outputs / "tables" / "ph_tests.csv",
+        changelog=outputs / "refresh" / "changelog.json",
         figures={p.stem: p for p in (outputs / "figures").glob("*.svg")},
         validation=outputs / "validated" / "summary.json",
         provenance=outputs / "provenance.json",

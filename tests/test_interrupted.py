@@ -1,0 +1,85 @@
+"""A run killed with SIGKILL at random moments (the workflow and every job it started, as in
+a power cut) completes on the next run, with results identical to an uninterrupted run:
+a half-written output is never taken for a finished one."""
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import time
+
+import numpy as np
+import pytest
+from conftest import SNAKEMAKE, SOURCE_DATE_EPOCH, copy_workflow, snakemake
+
+from sinet_bm.provenance import without_timings
+
+pytestmark = pytest.mark.slow
+
+# one kill point in each third of an uninterrupted run, drawn once from a fixed seed
+FRACTIONS = [
+    round(float(third + fraction) / 3, 3)
+    for third, fraction in enumerate(np.random.default_rng(2026).uniform(0.1, 0.9, 3))
+]
+NOT_RESULTS = {"logs", "benchmarks", "history"}  # run records, not results
+
+
+def results(out_dir) -> dict[str, str]:
+    """SHA-256 of every result file; provenance.json without its wall times."""
+    digests = {}
+    for path in sorted(out_dir.rglob("*")):
+        relative = path.relative_to(out_dir)
+        if not path.is_file() or NOT_RESULTS & set(relative.parts):
+            continue
+        content = path.read_bytes()
+        if path.name == "provenance.json":
+            content = json.dumps(without_timings(json.loads(content)), sort_keys=True).encode()
+        digests[str(relative)] = hashlib.sha256(content).hexdigest()
+    return digests
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(small_run) -> tuple[dict[str, str], float]:
+    """The session's small run, repeated cold in a fresh copy to time it."""
+    workdir, raw, _, _ = small_run
+    fresh = copy_workflow(workdir.parent / "uninterrupted")
+    start = time.monotonic()
+    result = snakemake(fresh, "--config", f"raw_dir={raw}", "out_dir=out")
+    assert result.returncode == 0, result.stderr[-3000:]
+    elapsed = time.monotonic() - start
+    reference = results(fresh / "out")
+    assert reference == results(workdir / "out")
+    return reference, elapsed
+
+
+@pytest.mark.parametrize("fraction", FRACTIONS)
+def test_a_killed_run_completes_with_identical_results(
+    small_run, uninterrupted, fraction, tmp_path
+):
+    reference, elapsed = uninterrupted
+    raw = small_run[1]
+    workdir = copy_workflow(tmp_path / "repo")
+    run = subprocess.Popen(
+        [str(SNAKEMAKE), "--cores", "2", "--config", f"raw_dir={raw}", "out_dir=out"],
+        cwd=workdir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        env={**os.environ, "SOURCE_DATE_EPOCH": SOURCE_DATE_EPOCH},
+    )
+    time.sleep(fraction * elapsed)
+    os.killpg(run.pid, signal.SIGKILL)
+    run.wait()
+    print(f"killed after {fraction * elapsed:.1f} s of {elapsed:.1f} s")
+
+    locked = snakemake(workdir, "--config", f"raw_dir={raw}", "out_dir=out")
+    if locked.returncode != 0:  # the killed run's lock is still there: Snakemake says so
+        assert "--unlock" in locked.stdout + locked.stderr
+        unlock = snakemake(workdir, "--unlock", "--config", f"raw_dir={raw}", "out_dir=out")
+        assert unlock.returncode == 0, unlock.stderr[-2000:]
+        rerun = snakemake(workdir, "--config", f"raw_dir={raw}", "out_dir=out")
+        assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert results(workdir / "out") == reference
+    again = snakemake(workdir, "--config", f"raw_dir={raw}", "out_dir=out")
+    assert "Nothing to be done" in again.stdout + again.stderr

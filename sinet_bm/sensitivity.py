@@ -103,6 +103,8 @@ class CountingProcessCox:
         self.by_start = np.argsort(start, kind="stable")
         self.stop_cut = np.searchsorted(stop[self.by_stop], self.times, side="left")
         self.start_cut = np.searchsorted(start[self.by_start], self.times, side="left")
+        # rows that enter at or after an event time; none in right-censored data
+        self.delayed_entry = bool((self.start_cut < len(start)).any())
         self.group = np.searchsorted(self.times, stop[event])
         self.deaths = np.bincount(self.group, minlength=len(self.times))
         self.slot = np.repeat(np.arange(len(self.times)), self.deaths)
@@ -119,7 +121,10 @@ class CountingProcessCox:
             padded = np.concatenate([sums, np.zeros((1, *sums.shape[1:]))])
             return padded[cut]
 
-        return suffix(self.by_stop, self.stop_cut) - suffix(self.by_start, self.start_cut)
+        at_risk = suffix(self.by_stop, self.stop_cut)
+        if not self.delayed_entry:
+            return at_risk
+        return at_risk - suffix(self.by_start, self.start_cut)
 
     def _tie_sums(self, weights: np.ndarray) -> np.ndarray:
         flat = weights[self.event].reshape(int(self.event.sum()), -1)

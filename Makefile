@@ -7,7 +7,7 @@ CORES ?= all
 # browser and poppler, which check the HTML and PDF as a reader would see them, and R's
 # survival package, against which the statistics are compared.
 REPORT_DEBS := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core
-TEST_DEBS := $(REPORT_DEBS) chromium poppler-utils r-base-core r-cran-survival
+TEST_DEBS := $(REPORT_DEBS) chromium poppler-utils r-base-core r-cran-survival slurm-wlm munge
 
 .PHONY: run test lint format clean report-deps test-deps
 

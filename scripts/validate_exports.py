@@ -29,9 +29,9 @@ page = render_validation_page(
     (raw_dir / ingest.SYNTHETIC_MARKER).is_file(),
 )
 Path(snakemake.log.page).write_text(page, encoding="utf-8")
-print(
-    ingest.terminal_summary(result, snakemake.log.issues, snakemake.log.page), file=sys.__stderr__
-)
+summary = ingest.terminal_summary(result, snakemake.log.issues, snakemake.log.page)
+print(summary, file=sys.__stderr__)  # on screen in a local run
+print(summary, file=sys.stderr)  # in the rule's log, which a cluster run shows on failure
 if result.has_errors:
     sys.exit(1)
 ingest.write_tables(result.tables, snakemake.output)

@@ -26,6 +26,7 @@ WORKFLOW_FILES = [
     "report",
     "resources/published.csv",
     "sinet_bm",
+    "profiles",
 ]
 SOURCE_DATE_EPOCH = "1719705600"  # 2024-06-30: reports of test runs are reproducible
 
@@ -66,6 +67,17 @@ def snakemake(workdir: Path, *args: str, **env: str) -> subprocess.CompletedProc
         timeout=600,
         env={**os.environ, "SOURCE_DATE_EPOCH": SOURCE_DATE_EPOCH, **env},
     )
+
+
+def break_export(raw: Path, broken: Path) -> None:
+    """A copy of the exports with one invalid cell: line 4 of patients.csv, column sex."""
+    shutil.copytree(raw, broken)
+    patients = (broken / "patients.csv").read_text().splitlines()
+    header = patients[0].split(",")
+    cells = patients[3].split(",")
+    cells[header.index("sex")] = "unknown"
+    patients[3] = ",".join(cells)
+    (broken / "patients.csv").write_text("\n".join(patients) + "\n")
 
 
 def digest(folder: Path) -> dict[str, str]:

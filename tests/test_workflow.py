@@ -5,7 +5,7 @@ import re
 import shutil
 
 import pandas as pd
-from conftest import REPO, digest, snakemake
+from conftest import REPO, break_export, digest, snakemake
 
 CONTRACT_IDS = [
     "n_exported",
@@ -132,13 +132,7 @@ def test_invalid_export_stops_before_analysis_and_removes_stale_results(small_ru
     workdir = tmp_path / "repo"
     shutil.copytree(valid_workdir, workdir, symlinks=True)  # with the valid run's results
     broken = tmp_path / "broken"
-    shutil.copytree(raw, broken)
-    patients = (broken / "patients.csv").read_text().splitlines()
-    header = patients[0].split(",")
-    cells = patients[3].split(",")
-    cells[header.index("sex")] = "unknown"
-    patients[3] = ",".join(cells)
-    (broken / "patients.csv").write_text("\n".join(patients) + "\n")
+    break_export(raw, broken)
     before = digest(broken)
     out = workdir / "out"  # holds the complete results of the valid run
     result = snakemake(workdir, "--config", f"raw_dir={broken}", "out_dir=out")

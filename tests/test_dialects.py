@@ -115,7 +115,13 @@ def test_all_three_dialects_give_an_identical_estimates_csv(exports, tmp_path):
     }
     for name, extra in runs.items():
         result = snakemake(
-            workdir, *extra, "--config", f"raw_dir={exports[name]}", f"out_dir=out_{name}"
+            workdir,
+            *extra,
+            "--config",
+            f"raw_dir={exports[name]}",
+            f"out_dir=out_{name}",
+            "--",
+            f"out_{name}/estimates.csv",
         )
         assert result.returncode == 0, result.stderr[-3000:]
     canonical = (workdir / "out_canonical" / "estimates.csv").read_bytes()

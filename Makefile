@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 CORES ?= all
+# Test files run on two workers: the SLURM tests spend most of their time waiting for the
+# scheduler, and the other files run meanwhile.
+TEST_WORKERS ?= 2
 # Debian packages: WeasyPrint's libraries and fonts (PDF report); for the tests also a real
 # browser and poppler, which check the HTML and PDF as a reader would see them, and R's
 # survival package, against which the statistics are compared.
@@ -42,7 +45,7 @@ run: $(BIN)/.installed report-deps
 	$(BIN)/snakemake --cores $(CORES)
 
 test: $(BIN)/.installed test-deps
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check sinet_bm scripts tests

@@ -25,6 +25,7 @@ FRACTIONS = [
     for third, fraction in enumerate(np.random.default_rng(2026).uniform(0.1, 0.9, 3))
 ]
 NOT_RESULTS = {"logs", "benchmarks", "history"}  # run records, not results
+OTHER_TESTS = {"snakemake_report.html"}  # written into the session run's out_dir elsewhere
 
 
 def results(out_dir) -> dict[str, str]:
@@ -32,7 +33,7 @@ def results(out_dir) -> dict[str, str]:
     digests = {}
     for path in sorted(out_dir.rglob("*")):
         relative = path.relative_to(out_dir)
-        if not path.is_file() or NOT_RESULTS & set(relative.parts):
+        if not path.is_file() or NOT_RESULTS & set(relative.parts) or path.name in OTHER_TESTS:
             continue
         content = path.read_bytes()
         if path.name == "provenance.json":

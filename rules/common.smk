@@ -22,7 +22,7 @@ FIGURES = [
     "cif_sre",
     "schoenfeld",
 ]
-AUDITED_AFTER = {"all", "provenance", "refresh_changelog", "report", "report_pdf"}
+AUDITED_AFTER = {"all", "provenance", "report", "report_pdf"}
 # Replicate work split into jobs by the {shard} wildcard: rule -> number of shards.
 SHARDS = {
     "bootstrap_shard": config["bootstrap"]["shards"],

@@ -68,6 +68,31 @@ rule plot_figures:
         "../scripts/plot_figures.py"
 
 
+rule refresh_changelog:
+    input:
+        summary=rules.validate_exports.output.summary,
+        endpoints=rules.derive_endpoints.output.endpoints,
+        estimates=rules.collect_estimates.output.estimates,
+        code=package("refresh"),
+    output:
+        snapshot=out("refresh/snapshot.json"),
+        changelog=out("refresh/changelog.json"),
+    log:
+        log("refresh_changelog"),
+    benchmark:
+        bench("refresh_changelog")
+    conda:
+        "../envs/report.yaml"
+    threads: 1
+    resources:
+        mem_mb=memory(300, 2.4),
+        runtime=minutes(),
+    params:
+        history=out("refresh/history"),
+    script:
+        "../scripts/refresh_changelog.py"
+
+
 rule provenance:
     input:
         analysis_outputs(),
@@ -86,29 +111,6 @@ rule provenance:
         config=config,
     script:
         "../scripts/provenance.py"
-
-
-rule refresh_changelog:
-    input:
-        summary=rules.validate_exports.output.summary,
-        endpoints=rules.derive_endpoints.output.endpoints,
-        estimates=rules.collect_estimates.output.estimates,
-        code=package("refresh"),
-    output:
-        snapshot=out("refresh/snapshot.json"),
-        changelog=out("refresh/changelog.json"),
-    log:
-        log("refresh_changelog"),
-    conda:
-        "../envs/report.yaml"
-    threads: 1
-    resources:
-        mem_mb=memory(300, 2.4),
-        runtime=minutes(),
-    params:
-        history=out("refresh/history"),
-    script:
-        "../scripts/refresh_changelog.py"
 
 
 rule report:

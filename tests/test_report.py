@@ -156,6 +156,7 @@ def test_the_audit_appendix_lists_every_rule_with_the_hashes_on_disk(outputs, ht
         "collect_estimates",
         "describe_cohort",
         "plot_figures",
+        "refresh_changelog",
     ]
     for step in provenance["steps"]:
         assert f"<h3>{step['rule']}</h3>" in html

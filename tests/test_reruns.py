@@ -243,5 +243,5 @@ def test_a_refreshed_export_reruns_the_data_steps_and_tells_what_changed(study):
     # the same export again after a code change still compares with the export before it
     with (study.workdir / "scripts" / "refresh_changelog.py").open("a") as handle:
         handle.write("\n# edited\n")
-    assert study.rerun() == expected("refresh_changelog", "report", "report_pdf")
+    assert study.rerun() == expected("refresh_changelog", *REPORTING)
     assert study.json("refresh/changelog.json") == changes

@@ -19,9 +19,11 @@ from sinet_bm.provenance import without_timings
 
 pytestmark = pytest.mark.slow
 
-# one kill point in each third of an uninterrupted run, drawn once from a fixed seed
+# one kill point in each third of the first 80% of an uninterrupted run, drawn once from a
+# fixed seed; the margin keeps the last point inside a run that goes faster than the measured
+# one (the other test worker's load varies)
 FRACTIONS = [
-    round(float(third + fraction) / 3, 3)
+    round(0.8 * float(third + fraction) / 3, 3)
     for third, fraction in enumerate(np.random.default_rng(2026).uniform(0.1, 0.9, 3))
 ]
 NOT_RESULTS = {"logs", "benchmarks", "history"}  # run records, not results

@@ -4,8 +4,8 @@ import sys
 
 import pandas as pd
 
-from sinet_bm.models import estimates_frame, write_estimates
-from sinet_bm.replicates import BootstrapSettings, percentile_rows, stage_iv_of
+from sinet_bm.models import estimates_frame, stage_iv_of, write_estimates
+from sinet_bm.replicates import BootstrapSettings, percentile_rows
 
 sys.stderr = open(snakemake.log[0], "w")
 

@@ -4,12 +4,8 @@ import sys
 
 import pandas as pd
 
-from sinet_bm.replicates import (
-    BootstrapSettings,
-    bootstrap_replicates,
-    shard_replicates,
-    stage_iv_of,
-)
+from sinet_bm.models import stage_iv_of
+from sinet_bm.replicates import BootstrapSettings, bootstrap_replicates, shard_replicates
 
 sys.stderr = open(snakemake.log[0], "w")
 

@@ -497,6 +497,10 @@ def populations(endpoints: pd.DataFrame) -> dict[str, pd.DataFrame]:
     }
 
 
+def stage_iv_of(endpoints: pd.DataFrame) -> pd.DataFrame:
+    return populations(endpoints)["stage_iv"].reset_index(drop=True)
+
+
 def two_by_two(exposed: pd.Series, outcome: pd.Series) -> np.ndarray:
     """[[exposed & outcome, exposed & not], [unexposed & outcome, unexposed & not]]."""
     exposed, outcome = exposed.astype(bool), outcome.astype(bool)
@@ -619,7 +623,7 @@ def cox_data(stage_iv: pd.DataFrame, keep: Sequence[str] = ()) -> pd.DataFrame:
 
 
 def adjusted_cox(endpoints: pd.DataFrame, level: float) -> CoxFit:
-    stage_iv = populations(endpoints)["stage_iv"].reset_index(drop=True)
+    stage_iv = stage_iv_of(endpoints)
     return fit_cox(cox_data(stage_iv), list(ADJUSTED_TERMS.values()), "os_months", "dead", level)
 
 
@@ -632,7 +636,7 @@ def ph_tests_table(fit: CoxFit) -> pd.DataFrame:
 
 def survival_estimates(endpoints: pd.DataFrame, level: float) -> list[Row]:
     """OS by BM status in stage IV: KM medians, log-rank, Cox crude and adjusted, PH test."""
-    stage_iv = populations(endpoints)["stage_iv"].reset_index(drop=True)
+    stage_iv = stage_iv_of(endpoints)
     time, dead, bm = stage_iv["os_months"], stage_iv["dead"].astype(bool), stage_iv["bm"]
     rows = [
         km_median("median_os_bm", "stage_iv", time[bm], dead[bm], level),

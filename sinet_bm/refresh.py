@@ -18,7 +18,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 FORMAT = 1
@@ -120,13 +119,7 @@ def changelog(current: Mapping[str, Any], previous: Mapping[str, Any] | None) ->
 
 
 def write_json(record: Mapping[str, Any], path: str | Path) -> None:
-    Path(path).write_text(json.dumps(record, indent=1, sort_keys=True, default=_plain) + "\n")
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+    Path(path).write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
 
 
 def file_snapshot(snapshot_path: str | Path, history: str | Path) -> None:

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from lifelines.exceptions import ConvergenceError
 
-from sinet_bm.models import ADJUSTED_TERMS, Row, cox_data, fit_cox, populations, row
+from sinet_bm.models import ADJUSTED_TERMS, Row, cox_data, fit_cox, row, stage_iv_of
 from sinet_bm.sensitivity import CountingProcessCox, bm_intervals, fit_time_varying, rmst
 
 STATISTICS = {
@@ -103,10 +103,6 @@ def statistics(stage_iv: pd.DataFrame, horizon: float) -> dict[str, float]:
         "hr_os_bm_adjusted_bootstrap": float(np.exp(adjusted_bm_log_hr(stage_iv))),
         "rmst_os_diff_bootstrap": rmst_difference(stage_iv, horizon),
     }
-
-
-def stage_iv_of(endpoints: pd.DataFrame) -> pd.DataFrame:
-    return populations(endpoints)["stage_iv"].reset_index(drop=True)
 
 
 def bootstrap_replicates(
@@ -200,7 +196,7 @@ def bias_check_replicates(
     rows = []
     for replicate in replicates:
         seed = replicate_seed(check.seed, replicate)
-        stage_iv = populations(endpoints_of(seed))["stage_iv"].reset_index(drop=True)
+        stage_iv = stage_iv_of(endpoints_of(seed))
         stage_iv = redraw_bm_onset(stage_iv, np.random.default_rng(seed), check)
         naive = fit_cox(stage_iv, ["bm"], "os_months", "dead", level)
         timedep = fit_time_varying(bm_intervals(stage_iv), ["bm"], "dead", level)

@@ -14,7 +14,7 @@ from lifelines.utils import restricted_mean_survival_time
 
 from sinet_bm import replicates
 from sinet_bm.endpoints import derive_endpoints, rules_from_config
-from sinet_bm.models import NEWTON, cox_data
+from sinet_bm.models import NEWTON, cox_data, stage_iv_of
 from sinet_bm.simulate import SyntheticDesign, scaled, simulate_cohort
 
 HORIZON = 120.0
@@ -23,9 +23,7 @@ HORIZON = 120.0
 @pytest.fixture(scope="module")
 def stage_iv(config) -> pd.DataFrame:
     tables = simulate_cohort(scaled(SyntheticDesign(), 200), seed=3)
-    return replicates.stage_iv_of(
-        derive_endpoints(tables, rules_from_config(config["definitions"]))
-    )
+    return stage_iv_of(derive_endpoints(tables, rules_from_config(config["definitions"])))
 
 
 @given(st.integers(1, 40), st.integers(0, 500))

@@ -12,7 +12,7 @@ TEST_WORKERS ?= 2
 REPORT_DEBS := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core
 TEST_DEBS := $(REPORT_DEBS) chromium poppler-utils r-base-core r-cran-survival slurm-wlm munge
 
-.PHONY: run test lint format clean report-deps test-deps
+.PHONY: run test lint format schemas clean report-deps test-deps
 
 $(BIN)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,11 @@ format: $(BIN)/.installed
 	$(BIN)/ruff check --fix sinet_bm scripts tests
 	$(BIN)/ruff format sinet_bm scripts tests
 	$(BIN)/snakefmt Snakefile rules
+
+# Files generated from the code that is their source; tests check that they are current.
+schemas: $(BIN)/.installed
+	$(BIN)/python -c "from sinet_bm.simulate import design_schema_text as text; \
+		open('schemas/synthetic.schema.yaml', 'w').write(text())"
 
 clean:
 	rm -rf results resources/synthetic .snakemake

@@ -17,13 +17,11 @@ include: "rules/estimate.smk"
 include: "rules/report.smk"
 
 
-# Steps too small to be worth a cluster job (seconds, a few hundred MB at 10^6 patients):
-# on SLURM they run in the main Snakemake process.
+# Steps too small to be worth a cluster job (a second or two at 10^6 patients): on SLURM
+# they run in the main Snakemake process.
 localrules:
     all,
     collect_estimates,
-    check_immortal_time_bias,
-    provenance,
     report,
 
 

@@ -1,5 +1,8 @@
+import ast
 import math
 import os
+import re
+from functools import cache
 from pathlib import Path
 
 from snakemake.io import apply_wildcards
@@ -10,26 +13,82 @@ min_version("9.0")
 
 validate(config, schema="../schemas/config.schema.yaml")
 
-TABLES = ["patients", "imaging", "therapies", "skeletal_events"]
-FIGURES = [
-    "cohort_flow",
-    "km_os_bm",
-    "morphologic_visibility",
-    "bm_types",
-    "sre",
-    "cox_forest",
-    "bm_hazard_ratios",
-    "cif_sre",
-    "schoenfeld",
-]
-AUDITED_AFTER = {"all", "provenance", "report", "report_pdf"}
+PACKAGE = Path("sinet_bm")
+SYNTHETIC_DIR = Path("resources/synthetic")
+OUT = Path(config["out_dir"])
+# Rules that write the audit record of the others, and the target: not in provenance.json.
+AUDITED_AFTER = {"all", "report"}
+
+
+# ---------------------------------------------------------------------------------------
+# Facts read from the package's source without importing it (importing pandas would cost
+# every Snakemake start half a second): constants, and which modules a script runs.
+
+
+@cache
+def source_tree(path):
+    return ast.parse(Path(path).read_text(), filename=str(path))
+
+
+def module_path(name):
+    return PACKAGE / f"{name}.py"
+
+
+def package_constant(part, name):
+    """A literal constant of a package module (contract.TABLES, figures.FIGURES, ...)."""
+    for node in source_tree(module_path(part)).body:
+        targets = node.targets if isinstance(node, ast.Assign) else []
+        if any(
+            isinstance(target, ast.Name) and target.id == name for target in targets
+        ):
+            return ast.literal_eval(node.value)
+    return None
+
+
+def package_imports(path):
+    """Modules of the package that a source file imports, anywhere in the file."""
+    found = set()
+    for node in ast.walk(source_tree(path)):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            if node.module == PACKAGE.name:
+                found |= {alias.name for alias in node.names}
+            elif node.module.startswith(f"{PACKAGE.name}."):
+                found.add(node.module.split(".")[1])
+        elif isinstance(node, ast.Import):
+            found |= {
+                alias.name.split(".")[1]
+                for alias in node.names
+                if alias.name.startswith(f"{PACKAGE.name}.")
+            }
+    return found
+
+
+@cache
+def package_code(script):
+    """Every package module a script runs (its imports, followed through the package) and
+    the files those modules read (their `USES`): as inputs, so that editing any of them
+    reruns the steps that run it, and only those."""
+    seen, todo = set(), package_imports(f"scripts/{script}.py")
+    while todo:
+        part = todo.pop()
+        seen.add(part)
+        todo |= package_imports(module_path(part)) - seen
+    files = [str(module_path(part)) for part in ["__init__", *sorted(seen)]]
+    uses = {path for part in seen for path in package_constant(part, "USES") or ()}
+    return files + sorted(uses)
+
+
+TABLES = package_constant("contract", "TABLES")
+FIGURES = package_constant("figures", "FIGURES")
 # Replicate work split into jobs by the {shard} wildcard: rule -> number of shards.
 SHARDS = {
     "bootstrap_shard": config["bootstrap"]["shards"],
     "bias_check_shard": config["sensitivity"]["bias_check"]["shards"],
 }
-SYNTHETIC_DIR = Path("resources/synthetic")
-OUT = Path(config["out_dir"])
+
+
+# ---------------------------------------------------------------------------------------
+# paths
 
 
 def check_out_dir(out_dir, raw_dir):
@@ -55,27 +114,31 @@ def check_out_dir(out_dir, raw_dir):
 
 check_out_dir(OUT, Path(config["raw_dir"]) if config["raw_dir"] else None)
 
+# Each analysed cohort has a folder of results, its root: here the one cohort, in out_dir.
+ROOTS = [str(OUT)]
+
+
+wildcard_constraints:
+    root="|".join(re.escape(root) for root in ROOTS),
+    shard=r"\d+",
+
 
 def out(path):
-    """Every output lives below out_dir."""
+    """A path below out_dir."""
     return str(OUT / path)
 
 
+def at_root(path):
+    """A path below the results folder of the cohort a job analyses."""
+    return f"{{root}}/{path}"
+
+
 def log(name):
-    return out(f"logs/{name}.log")
+    return at_root(f"logs/{name}.log")
 
 
 def bench(name):
-    return out(f"benchmarks/{name}.tsv")
-
-
-def package(*modules):
-    """Package modules a step runs, as inputs, so that editing one reruns what depends on it."""
-    return [f"sinet_bm/{module}.py" for module in modules]
-
-
-def schema_dir(wildcards, input):
-    return str(Path(input.schemas[0]).parent)
+    return at_root(f"benchmarks/{name}.tsv")
 
 
 def raw_dir():
@@ -113,6 +176,23 @@ def bootstrap_settings():
     settings = {key: config["bootstrap"][key] for key in ("replicates", "seed")}
     return settings | {
         "rmst_horizon_months": config["sensitivity"]["rmst_horizon_months"]
+    }
+
+
+def synthetic_design():
+    """The simulator's settings without its seed (each use has its own seed)."""
+    return {key: value for key, value in config["synthetic"].items() if key != "seed"}
+
+
+def figure_outputs():
+    """The figures, each registered for Snakemake's report with its caption and category."""
+    return {
+        name: report(
+            at_root(f"figures/{name}.svg"),
+            caption=f"../report/{name}.rst",
+            category=category,
+        )
+        for name, category in FIGURES.items()
     }
 
 
@@ -159,11 +239,8 @@ def bias_check_minutes(wildcards):
     return math.ceil(2 + 3 * cohorts * check["n_eligible"] * 0.0005 / 60)
 
 
-def synthetic_design():
-    """Simulation knobs; the study period and cutoff are the ones the analysis uses."""
-    design = {key: value for key, value in config["synthetic"].items() if key != "seed"}
-    dates = ("study_start", "study_end", "data_cutoff")
-    return design | {key: config["definitions"][key] for key in dates}
+# ---------------------------------------------------------------------------------------
+# the study's outputs, and the audit record of the jobs that made them
 
 
 def final_outputs():
@@ -190,10 +267,15 @@ def audited_steps():
 
 
 def step_jobs(step):
-    """(name, wildcards) of each job of a step: one job, or one per shard."""
+    """(name, wildcards) of each job of a step: one per cohort root, and per shard."""
+    roots = [{}] if "root" not in step.wildcard_names else [{"root": r} for r in ROOTS]
     if step.name not in SHARDS:
-        return [(step.name, {})]
-    return [(f"{step.name} (shard {k})", {"shard": k}) for k in shards(step.name)]
+        return [(step.name, root) for root in roots]
+    return [
+        (f"{step.name} (shard {k})", root | {"shard": k})
+        for root in roots
+        for k in shards(step.name)
+    ]
 
 
 def job_paths(paths, wildcards):
@@ -262,10 +344,11 @@ def remove_stale_results():
     for step in workflow.rules:
         if step.name == "simulate":
             continue
-        for path in map(Path, step.output):
-            if path.is_file():
-                path.unlink()
-                removed.append(str(path))
+        for name, wildcards in step_jobs(step):
+            for path in map(Path, job_paths(step.output, wildcards)):
+                if path.is_file():
+                    path.unlink()
+                    removed.append(str(path))
     if removed:
         print(
             f"siNET-BM: the run failed; removed {len(removed)} earlier result file(s) "

@@ -1,12 +1,9 @@
 rule derive_endpoints:
     input:
-        patients=rules.validate_exports.output.patients,
-        imaging=rules.validate_exports.output.imaging,
-        therapies=rules.validate_exports.output.therapies,
-        skeletal_events=rules.validate_exports.output.skeletal_events,
-        code=package("endpoints", "ingest"),
+        **{table: rules.validate_exports.output[table] for table in TABLES},
+        code=package_code("derive_endpoints"),
     output:
-        endpoints=out("endpoints/patients.parquet"),
+        endpoints=at_root("endpoints/patients.parquet"),
     log:
         log("derive_endpoints"),
     benchmark:

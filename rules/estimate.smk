@@ -1,9 +1,11 @@
 rule estimate_cohort:
     input:
         endpoints=rules.derive_endpoints.output.endpoints,
-        code=package("models"),
+        code=package_code("estimate_cohort"),
     output:
-        estimates=out("estimates/cohort.csv"),
+        estimates=at_root("estimates/cohort.csv"),
+        table1=at_root("tables/table1.csv"),
+        flow=at_root("tables/flow.csv"),
     log:
         log("estimate_cohort"),
     benchmark:
@@ -23,10 +25,10 @@ rule estimate_cohort:
 rule estimate_survival:
     input:
         endpoints=rules.derive_endpoints.output.endpoints,
-        code=package("models"),
+        code=package_code("estimate_survival"),
     output:
-        estimates=out("estimates/survival.csv"),
-        ph_tests=out("tables/ph_tests.csv"),
+        estimates=at_root("estimates/survival.csv"),
+        ph_tests=at_root("tables/ph_tests.csv"),
     log:
         log("estimate_survival"),
     benchmark:
@@ -46,9 +48,9 @@ rule estimate_survival:
 rule estimate_sensitivity:
     input:
         endpoints=rules.derive_endpoints.output.endpoints,
-        code=package("models", "sensitivity"),
+        code=package_code("estimate_sensitivity"),
     output:
-        estimates=out("estimates/sensitivity.csv"),
+        estimates=at_root("estimates/sensitivity.csv"),
     log:
         log("estimate_sensitivity"),
     benchmark:
@@ -67,16 +69,28 @@ rule estimate_sensitivity:
         "../scripts/estimate_sensitivity.py"
 
 
+# Gathers the estimates of the sections and the sharded replicate work (the bootstrap's
+# percentile CIs, the bias check's table).
 rule collect_estimates:
     input:
         parts=[
             rules.estimate_cohort.output.estimates,
             rules.estimate_survival.output.estimates,
             rules.estimate_sensitivity.output.estimates,
-            rules.bootstrap_ci.output.estimates,
         ],
+        bootstrap=expand(
+            rules.bootstrap_shard.output.draws,
+            shard=shards("bootstrap_shard"),
+            allow_missing=True,
+        ),
+        bias_check=expand(
+            rules.bias_check_shard.output.replicates, shard=shards("bias_check_shard")
+        ),
+        code=package_code("collect_estimates"),
     output:
-        estimates=out("estimates.csv"),
+        estimates=at_root("estimates.csv"),
+        draws=at_root("bootstrap/replicates.csv"),
+        bias=at_root("tables/immortal_time_bias.csv"),
     log:
         log("collect_estimates"),
     benchmark:
@@ -87,26 +101,8 @@ rule collect_estimates:
     resources:
         mem_mb=memory(300),
         runtime=minutes(),
+    params:
+        bootstrap=bootstrap_settings(),
+        confidence_level=config["analysis"]["confidence_level"],
     script:
         "../scripts/collect_estimates.py"
-
-
-rule describe_cohort:
-    input:
-        endpoints=rules.derive_endpoints.output.endpoints,
-        code=package("models"),
-    output:
-        table1=out("tables/table1.csv"),
-        flow=out("tables/flow.csv"),
-    log:
-        log("describe_cohort"),
-    benchmark:
-        bench("describe_cohort")
-    conda:
-        "../envs/estimate.yaml"
-    threads: 1
-    resources:
-        mem_mb=memory(300, 2.4),
-        runtime=minutes(),
-    script:
-        "../scripts/describe_cohort.py"

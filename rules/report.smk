@@ -2,55 +2,11 @@ rule plot_figures:
     input:
         endpoints=rules.derive_endpoints.output.endpoints,
         estimates=rules.collect_estimates.output.estimates,
-        flow=rules.describe_cohort.output.flow,
-        code=package("models", "figures", "sensitivity"),
+        flow=rules.estimate_cohort.output.flow,
+        code=package_code("plot_figures"),
     output:
-        cohort_flow=report(
-            out("figures/cohort_flow.svg"),
-            caption="../report/cohort_flow.rst",
-            category="Cohort",
-        ),
-        km_os_bm=report(
-            out("figures/km_os_bm.svg"),
-            caption="../report/km_os_bm.rst",
-            category="Overall survival",
-        ),
-        morphologic_visibility=report(
-            out("figures/morphologic_visibility.svg"),
-            caption="../report/morphologic_visibility.rst",
-            category="Bone metastases",
-        ),
-        bm_types=report(
-            out("figures/bm_types.svg"),
-            caption="../report/bm_types.rst",
-            category="Bone metastases",
-        ),
-        sre=report(
-            out("figures/sre.svg"),
-            caption="../report/sre.rst",
-            category="Skeletal-related events",
-        ),
-        cox_forest=report(
-            out("figures/cox_forest.svg"),
-            caption="../report/cox_forest.rst",
-            category="Overall survival",
-        ),
-        bm_hazard_ratios=report(
-            out("figures/bm_hazard_ratios.svg"),
-            caption="../report/bm_hazard_ratios.rst",
-            category="Sensitivity analyses",
-        ),
-        cif_sre=report(
-            out("figures/cif_sre.svg"),
-            caption="../report/cif_sre.rst",
-            category="Sensitivity analyses",
-        ),
-        schoenfeld=report(
-            out("figures/schoenfeld.svg"),
-            caption="../report/schoenfeld.rst",
-            category="Overall survival",
-        ),
-        data=expand(out("figures/{figure}.csv"), figure=FIGURES),
+        **figure_outputs(),
+        data=expand(at_root("figures/{figure}.csv"), figure=FIGURES, allow_missing=True),
     log:
         log("plot_figures"),
     benchmark:
@@ -68,71 +24,35 @@ rule plot_figures:
         "../scripts/plot_figures.py"
 
 
-rule refresh_changelog:
-    input:
-        summary=rules.validate_exports.output.summary,
-        endpoints=rules.derive_endpoints.output.endpoints,
-        estimates=rules.collect_estimates.output.estimates,
-        code=package("refresh"),
-    output:
-        snapshot=out("refresh/snapshot.json"),
-        changelog=out("refresh/changelog.json"),
-    log:
-        log("refresh_changelog"),
-    benchmark:
-        bench("refresh_changelog")
-    conda:
-        "../envs/report.yaml"
-    threads: 1
-    resources:
-        mem_mb=memory(300, 2.4),
-        runtime=minutes(),
-    params:
-        history=out("refresh/history"),
-    script:
-        "../scripts/refresh_changelog.py"
-
-
-rule provenance:
-    input:
-        analysis_outputs(),
-    output:
-        provenance=out("provenance.json"),
-    log:
-        log("provenance"),
-    conda:
-        "../envs/report.yaml"
-    threads: 1
-    resources:
-        mem_mb=memory(300),
-        runtime=minutes(),
-    params:
-        steps=rule_manifest(),
-        config=config,
-    script:
-        "../scripts/provenance.py"
-
-
+# The audit record of every step, what changed since the previous export, and the report
+# (HTML and its PDF) that shows both. On a cluster it runs on the login node.
 rule report:
     input:
         estimates=rules.collect_estimates.output.estimates,
-        table1=rules.describe_cohort.output.table1,
-        flow=rules.describe_cohort.output.flow,
+        table1=rules.estimate_cohort.output.table1,
+        flow=rules.estimate_cohort.output.flow,
         ph_tests=rules.estimate_survival.output.ph_tests,
-        bias=rules.check_immortal_time_bias.output.table,
+        bias=rules.collect_estimates.output.bias,
         figures=[rules.plot_figures.output[name] for name in FIGURES],
         validation=rules.validate_exports.output.summary,
-        provenance=rules.provenance.output.provenance,
-        changelog=rules.refresh_changelog.output.changelog,
+        endpoints=rules.derive_endpoints.output.endpoints,
+        audited=analysis_outputs(),
         published="resources/published.csv",
-        templates=["sinet_bm/templates/report.html", "sinet_bm/templates/report.css"],
-        code=package("report"),
+        code=package_code("report"),
     output:
         html=report(
-            out("report/report.html"),
+            at_root("report/report.html"),
             caption="../report/report.rst",
             category="Study report",
         ),
+        pdf=report(
+            at_root("report/report.pdf"),
+            caption="../report/report.rst",
+            category="Study report",
+        ),
+        provenance=at_root("provenance.json"),
+        snapshot=at_root("refresh/snapshot.json"),
+        changelog=at_root("refresh/changelog.json"),
     log:
         log("report"),
     benchmark:
@@ -141,33 +61,12 @@ rule report:
         "../envs/report.yaml"
     threads: 1
     resources:
-        mem_mb=memory(400),
+        mem_mb=memory(1000, 2.4),
         runtime=minutes(),
     params:
+        steps=rule_manifest(),
         config=config,
+        history=out("refresh/history"),
         min_cell_count=config["privacy"]["min_cell_count"],
     script:
         "../scripts/report.py"
-
-
-rule report_pdf:
-    input:
-        html=rules.report.output.html,
-    output:
-        pdf=report(
-            out("report/report.pdf"),
-            caption="../report/report.rst",
-            category="Study report",
-        ),
-    log:
-        log("report_pdf"),
-    benchmark:
-        bench("report_pdf")
-    conda:
-        "../envs/report.yaml"
-    threads: 1
-    resources:
-        mem_mb=memory(1000),
-        runtime=minutes(),
-    script:
-        "../scripts/report_pdf.py"

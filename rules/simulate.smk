@@ -1,6 +1,6 @@
 rule simulate:
     input:
-        code=package("simulate"),
+        code=package_code("simulate"),
     output:
         patients=str(SYNTHETIC_DIR / "patients.csv"),
         imaging=str(SYNTHETIC_DIR / "imaging.csv"),
@@ -8,9 +8,9 @@ rule simulate:
         skeletal_events=str(SYNTHETIC_DIR / "skeletal_events.csv"),
         marker=str(SYNTHETIC_DIR / "SYNTHETIC.txt"),
     log:
-        log("simulate"),
+        out("logs/simulate.log"),
     benchmark:
-        bench("simulate")
+        out("benchmarks/simulate.tsv")
     conda:
         "../envs/simulate.yaml"
     threads: 1
@@ -19,6 +19,7 @@ rule simulate:
         runtime=minutes(),
     params:
         design=synthetic_design(),
+        definitions=config["definitions"],
         seed=config["synthetic"]["seed"],
     script:
         "../scripts/simulate.py"

@@ -1,19 +1,17 @@
 rule validate_exports:
     input:
         unpack(raw_exports),
-        schemas=expand("schemas/{table}.yaml", table=TABLES),
-        code=package("ingest", "checks", "report"),
-        template="sinet_bm/templates/validation.html",
+        code=package_code("validate_exports"),
     output:
-        patients=out("validated/patients.parquet"),
-        imaging=out("validated/imaging.parquet"),
-        therapies=out("validated/therapies.parquet"),
-        skeletal_events=out("validated/skeletal_events.parquet"),
-        summary=out("validated/summary.json"),
+        patients=at_root("validated/patients.parquet"),
+        imaging=at_root("validated/imaging.parquet"),
+        therapies=at_root("validated/therapies.parquet"),
+        skeletal_events=at_root("validated/skeletal_events.parquet"),
+        summary=at_root("validated/summary.json"),
     log:
         # The findings are a log so that they survive a failed validation.
-        issues=out("validation/issues.csv"),
-        page=out("validation/report.html"),
+        issues=at_root("validation/issues.csv"),
+        page=at_root("validation/report.html"),
         log=log("validate_exports"),
     benchmark:
         bench("validate_exports")
@@ -25,7 +23,6 @@ rule validate_exports:
         runtime=minutes(),
     params:
         raw_dir=str(raw_dir()),
-        schema_dir=schema_dir,
         raw_format=config["raw_format"],
         columns=config["columns"],
         values=config["values"],

@@ -1,21 +1,24 @@
 """Snakemake adapter: one shard of the simulated cohorts in which BM do not change the hazard
-(the size of immortal-time bias)."""
+(the size of immortal-time bias), simulated with the configured study's design."""
 
 import sys
 
-from sinet_bm.endpoints import derive_endpoints, rules_from_config
-from sinet_bm.replicates import BiasCheck, bias_check_replicates, shard_replicates
-from sinet_bm.simulate import SyntheticDesign, scaled, simulate_cohort
+from sinet_bm.contract import Definitions
+from sinet_bm.endpoints import derive_endpoints
+from sinet_bm.replicates import BiasCheck, shard_replicates
+from sinet_bm.sensitivity import bias_check_replicates
+from sinet_bm.simulate import design_from_config, scaled, simulate_cohort
 
 sys.stderr = open(snakemake.log[0], "w")
 
-check = BiasCheck(**snakemake.params.check)
-design = scaled(SyntheticDesign(), check.n_eligible)
-rules = rules_from_config(snakemake.params.definitions)
+params = snakemake.params
+check = BiasCheck(**params.check)
+design = scaled(design_from_config(params.design, params.definitions), check.n_eligible)
+definitions = Definitions.from_config(params.definitions)
 table = bias_check_replicates(
-    lambda seed: derive_endpoints(simulate_cohort(design, seed), rules),
+    lambda seed: derive_endpoints(simulate_cohort(design, seed), definitions),
     shard_replicates(int(snakemake.wildcards.shard), check.shards, check.replicates),
     check,
-    snakemake.params.confidence_level,
+    params.confidence_level,
 )
 table.to_csv(snakemake.output.replicates, index=False, lineterminator="\n")

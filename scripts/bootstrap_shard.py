@@ -4,8 +4,9 @@ import sys
 
 import pandas as pd
 
-from sinet_bm.models import stage_iv_of
-from sinet_bm.replicates import BootstrapSettings, bootstrap_replicates, shard_replicates
+from sinet_bm.endpoints import stage_iv_of
+from sinet_bm.replicates import BootstrapSettings, shard_replicates
+from sinet_bm.sensitivity import bootstrap_replicates
 
 sys.stderr = open(snakemake.log[0], "w")
 

@@ -5,7 +5,7 @@ import sys
 
 import pandas as pd
 
-from sinet_bm.models import estimates_frame, write_estimates
+from sinet_bm.results import estimates_frame, write_estimates
 from sinet_bm.sensitivity import SensitivitySettings, sensitivity_estimates
 
 sys.stderr = open(snakemake.log[0], "w")

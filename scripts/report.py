@@ -1,27 +1,45 @@
-"""Snakemake adapter: the study report as one self-contained HTML page."""
+"""Snakemake adapter: provenance.json, the refresh snapshot and changelog, and the study
+report as one self-contained HTML page and its PDF."""
 
+import json
 import os
 import sys
 from pathlib import Path
 
-from sinet_bm.report import render_report, run_date
+import pandas as pd
+
+from sinet_bm.provenance import build_provenance, write_provenance
+from sinet_bm.refresh import changelog, previous_snapshot, snapshot, write_json
+from sinet_bm.report import render_pdf, render_report, run_date
+from sinet_bm.results import read_estimates
 
 sys.stderr = open(snakemake.log[0], "w")
 
-figures = {Path(path).stem: Path(path) for path in snakemake.input.figures}
+inputs, outputs, params = snakemake.input, snakemake.output, snakemake.params
+write_provenance(build_provenance(params.steps, params.config), outputs.provenance)
+current = snapshot(
+    json.loads(Path(inputs.validation).read_text()),
+    pd.read_parquet(inputs.endpoints),
+    read_estimates([inputs.estimates]),
+)
+previous = previous_snapshot(current, Path(params.history))
+print(f"compared with: {previous and previous['export_digest']}", file=sys.stderr)
+write_json(current, outputs.snapshot)
+write_json(changelog(current, previous), outputs.changelog)
 html = render_report(
-    estimates=Path(snakemake.input.estimates),
-    table1=Path(snakemake.input.table1),
-    flow=Path(snakemake.input.flow),
-    bias=Path(snakemake.input.bias),
-    ph_tests=Path(snakemake.input.ph_tests),
-    figures=figures,
-    validation=Path(snakemake.input.validation),
-    provenance=Path(snakemake.input.provenance),
-    changelog=Path(snakemake.input.changelog),
-    published=Path(snakemake.input.published),
-    config=snakemake.params.config,
-    min_cell_count=snakemake.params.min_cell_count,
+    estimates=Path(inputs.estimates),
+    table1=Path(inputs.table1),
+    flow=Path(inputs.flow),
+    bias=Path(inputs.bias),
+    ph_tests=Path(inputs.ph_tests),
+    figures={Path(path).stem: Path(path) for path in inputs.figures},
+    validation=Path(inputs.validation),
+    provenance=Path(outputs.provenance),
+    changelog=Path(outputs.changelog),
+    published=Path(inputs.published),
+    config=params.config,
+    min_cell_count=params.min_cell_count,
     run_date=run_date(os.environ.get("SOURCE_DATE_EPOCH")),
 )
-Path(snakemake.output.html).write_text(html, encoding="utf-8")
+Path(outputs.html).write_text(html, encoding="utf-8")
+render_pdf(Path(outputs.html), Path(outputs.pdf))

@@ -3,8 +3,9 @@
 import sys
 from pathlib import Path
 
-from sinet_bm import checks, ingest
-from sinet_bm.report import render_validation_page
+from sinet_bm import ingest
+from sinet_bm.contract import Definitions
+from sinet_bm.findings import render_validation_page, sort_findings, write_issues
 
 sys.stderr = open(snakemake.log.log, "w")
 
@@ -18,11 +19,11 @@ fmt = ingest.format_from_config(
         "ignore_columns": params.ignore_columns,
     }
 )
-rules = checks.definitions_from_config(params.definitions)
-result = ingest.validate_folder(raw_dir, Path(params.schema_dir), fmt, rules, strict=params.strict)
-checks.write_issues(result.findings, Path(snakemake.log.issues))
+definitions = Definitions.from_config(params.definitions)
+result = ingest.validate_folder(raw_dir, fmt, definitions, strict=params.strict)
+write_issues(result.findings, Path(snakemake.log.issues))
 page = render_validation_page(
-    checks.sort_findings(result.findings),
+    sort_findings(result.findings),
     result.checks,
     result.rows,
     raw_dir.name,

@@ -1,156 +1,38 @@
-"""The data contract's rules, as findings rather than exceptions.
+"""The data contract's checks, as findings rather than exceptions.
 
-Every problem becomes one row of a findings frame (`FINDING_COLUMNS`), so that a data
-manager sees all of them after one run. Per-column rules live in the pandera schemas in
-`schemas/`; rules between columns and across tables are declared in `CROSS_RULES` and run as
-vectorised masks over the typed frames. Messages are built only for the failing rows, so a
-clean registry export costs no string work.
+Every problem becomes one row of a findings frame (see `sinet_bm.findings`), so that a data
+manager sees all of them after one run. Per-column checks live in the pandera schemas in
+`schemas/`; checks between columns and across tables are declared in `CROSS_CHECKS` and run
+as vectorised masks over the typed frames. Messages are built only for the failing rows, so
+a clean registry export costs no string work.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
-TABLES = ("patients", "imaging", "therapies", "skeletal_events")
-CHILD_TABLES = ("imaging", "therapies", "skeletal_events")
-FINDING_COLUMNS = ["severity", "file", "line", "column", "check", "value", "message"]
-KEYS = {
-    "imaging": ["patient_id", "exam_date", "modality"],
-    "skeletal_events": ["patient_id", "event_date", "event_type"],
-}
-FIRST_DATA_LINE = 2  # line 1 is the header
-
-
-@dataclass(frozen=True)
-class Definitions:
-    """The contract's section 2 constants that validation needs (all config values)."""
-
-    data_cutoff: pd.Timestamp
-    days_per_year: float
-    exam_before_diagnosis_warning_days: int
-    ki67_g1_below: float
-    ki67_g2_max: float
-
-
-def definitions_from_config(definitions: Mapping[str, Any]) -> Definitions:
-    return Definitions(
-        data_cutoff=pd.Timestamp(definitions["data_cutoff"]),
-        days_per_year=float(definitions["days_per_year"]),
-        exam_before_diagnosis_warning_days=int(definitions["exam_before_diagnosis_warning_days"]),
-        ki67_g1_below=float(definitions["ki67_g1_below"]),
-        ki67_g2_max=float(definitions["ki67_g2_max"]),
-    )
-
+from sinet_bm.contract import (
+    CHILD_TABLES,
+    SCHEMA_DIR,
+    Definitions,
+    categories,
+    derive_grade,
+    first_positive_exam,
+    unique_key,
+)
+from sinet_bm.findings import cell_findings, concat_findings, findings_frame, no_findings
 
 # ---------------------------------------------------------------------------------------
-# findings
+# per-column checks (pandera)
 
 
-def findings_frame(
-    file: str,
-    check: str,
-    message: pd.Series | str,
-    *,
-    severity: str = "error",
-    line: pd.Series | int | None = None,
-    column: str = "",
-    value: pd.Series | str = "",
-) -> pd.DataFrame:
-    """One finding per element of `line`, or one about the whole file (line None or int)."""
-    index = line.index if isinstance(line, pd.Series) else pd.RangeIndex(1)
-    lines = line if isinstance(line, pd.Series) else pd.Series(line, index=index, dtype="Int64")
-    frame = pd.DataFrame(
-        {
-            "severity": severity,
-            "file": file,
-            "line": lines.astype("Int64"),
-            "column": column,
-            "check": check,
-            "value": value,
-            "message": message,
-        },
-        index=index,
-    )
-    return frame.reset_index(drop=True)
-
-
-def no_findings() -> pd.DataFrame:
-    frame = pd.DataFrame({name: pd.Series(dtype=object) for name in FINDING_COLUMNS})
-    frame["line"] = frame["line"].astype("Int64")
-    return frame
-
-
-def concat_findings(parts: Sequence[pd.DataFrame]) -> pd.DataFrame:
-    parts = [part for part in parts if len(part)]
-    return pd.concat(parts, ignore_index=True) if parts else no_findings()
-
-
-def neutralise(values: pd.Series) -> pd.Series:
-    """Prefix values that a spreadsheet would run as a formula (CSV injection)."""
-    text = values.fillna("").astype(str)
-    dangerous = text.str.match(r"^[=+\-@\t\r]")
-    return text.where(~dangerous, "'" + text)
-
-
-def sort_findings(findings: pd.DataFrame) -> pd.DataFrame:
-    order = {"error": 0, "warning": 1}
-    return (
-        findings.assign(_severity=findings["severity"].map(order))
-        .sort_values(
-            ["file", "line", "column", "check", "_severity"], kind="stable", na_position="first"
-        )
-        .drop(columns="_severity")
-        .reset_index(drop=True)
-    )
-
-
-def write_issues(findings: pd.DataFrame, path: Path) -> None:
-    out = sort_findings(findings)
-    out["value"] = neutralise(out["value"])
-    out["message"] = neutralise(out["message"])
-    out[FINDING_COLUMNS].to_csv(path, index=False, lineterminator="\n")
-
-
-def cell_findings(
-    raw: pd.DataFrame,
-    failed: pd.Series,
-    file: str,
-    column: str,
-    check: str,
-    message: Callable[[pd.Index], pd.Series] | str,
-    severity: str = "error",
-) -> pd.DataFrame:
-    """Findings for the failing rows of one column; the value is the cell as exported."""
-    failed = failed.fillna(False).to_numpy(dtype=bool)
-    if not failed.any():
-        return no_findings()
-    rows = raw.index[failed]
-    values = raw[column].iloc[failed] if column in raw else pd.Series("", index=rows)
-    text = message if isinstance(message, str) else message(rows)
-    return findings_frame(
-        file,
-        check,
-        text,
-        severity=severity,
-        line=pd.Series(rows + FIRST_DATA_LINE, index=rows),
-        column=column,
-        value=values.fillna("").astype(str),
-    )
-
-
-# ---------------------------------------------------------------------------------------
-# per-column rules (pandera)
-
-
-def load_schema(schema_dir: Path, table: str) -> pa.DataFrameSchema:
-    return pa.DataFrameSchema.from_yaml(Path(schema_dir, f"{table}.yaml").read_text())
+def load_schema(table: str) -> pa.DataFrameSchema:
+    return pa.DataFrameSchema.from_yaml((SCHEMA_DIR / f"{table}.yaml").read_text())
 
 
 def column_kind(column: pa.Column) -> str:
@@ -167,7 +49,7 @@ def column_kind(column: pa.Column) -> str:
     return "text"
 
 
-def categories(column: pa.Column) -> list[str]:
+def allowed_values(column: pa.Column) -> list[str]:
     return next(
         list(check.statistics["allowed_values"]) for check in column.checks if check.name == "isin"
     )
@@ -278,7 +160,7 @@ def header_findings(cases: pd.DataFrame, file: str) -> pd.DataFrame:
 def duplicate_key_findings(
     typed: pd.DataFrame, raw: pd.DataFrame, table: str, file: str
 ) -> pd.DataFrame:
-    key = KEYS[table]
+    key = list(unique_key(table))
     later = typed.duplicated(subset=key, keep="first")
 
     def message(rows: pd.Index) -> pd.Series:
@@ -298,23 +180,7 @@ def duplicate_key_findings(
 
 
 # ---------------------------------------------------------------------------------------
-# rules between columns and across tables
-
-
-def derive_grade(ki67: pd.Series, rules: Any) -> pd.Series:
-    """WHO 2019 grade from Ki-67: below g1 → G1, up to g2_max → G2, above → G3."""
-    grade = np.select(
-        [ki67 < rules.ki67_g1_below, ki67 <= rules.ki67_g2_max, ki67 > rules.ki67_g2_max],
-        ["G1", "G2", "G3"],
-        default="",
-    )
-    return pd.Series(grade, index=ki67.index).replace("", None)
-
-
-def first_positive_exam(imaging: pd.DataFrame) -> pd.Series:
-    """Date of each patient's first exam with bone uptake or a morphologic bone lesion."""
-    positive = imaging["bone_sstr_uptake"].fillna(False) | imaging["bone_morphologic"].fillna(False)
-    return imaging.loc[positive.astype(bool)].groupby("patient_id")["exam_date"].min()
+# checks between columns and across tables
 
 
 def iso(dates: pd.Series) -> pd.Series:
@@ -322,8 +188,8 @@ def iso(dates: pd.Series) -> pd.Series:
 
 
 @dataclass(frozen=True)
-class CrossRule:
-    """A rule between columns or tables: failing rows, and what to tell the data manager."""
+class CrossCheck:
+    """A check between columns or tables: failing rows, and what to tell the data manager."""
 
     table: str
     column: str
@@ -334,14 +200,14 @@ class CrossRule:
     severity: str = "error"
 
 
-def age_years(frame: pd.DataFrame, rules: Definitions) -> pd.Series:
-    return (frame["diagnosis_date"] - frame["birth_date"]).dt.days / rules.days_per_year
+def age_years(frame: pd.DataFrame, definitions: Definitions) -> pd.Series:
+    return (frame["diagnosis_date"] - frame["birth_date"]).dt.days / definitions.days_per_year
 
 
-def grade_contradicts(frame: pd.DataFrame, rules: Definitions) -> pd.Series:
+def grade_contradicts(frame: pd.DataFrame, definitions: Definitions) -> pd.Series:
     """Only valid grades are compared; an invalid one is already a category error."""
-    derived = derive_grade(frame["ki67_percent"], rules)
-    valid = frame["grade"].isin(["G1", "G2", "G3"])
+    derived = derive_grade(frame["ki67_percent"], definitions)
+    valid = frame["grade"].isin(categories("patients", "grade"))
     return valid & derived.notna() & (frame["grade"] != derived)
 
 
@@ -350,65 +216,65 @@ def before(frame: pd.DataFrame, later: str, earlier: str) -> pd.Series:
 
 
 def order_message(first: str, relation: str, second: str):
-    def message(frame: pd.DataFrame, rules: Definitions) -> pd.Series:
+    def message(frame: pd.DataFrame, definitions: Definitions) -> pd.Series:
         return first + " " + iso(frame[first]) + f" is {relation} {second} " + iso(frame[second])
 
     return message
 
 
-PATIENT_RULES = [
-    CrossRule(
+PATIENT_CHECKS = [
+    CrossCheck(
         "patients",
         "birth_date",
         "date_order",
         "birth_date is before diagnosis_date",
-        lambda f, r: f["birth_date"] >= f["diagnosis_date"],
+        lambda f, d: f["birth_date"] >= f["diagnosis_date"],
         order_message("birth_date", "not before", "diagnosis_date"),
     ),
-    CrossRule(
+    CrossCheck(
         "patients",
         "birth_date",
         "age_range",
         "age at diagnosis is at most 120 years",
-        lambda f, r: (f["birth_date"] < f["diagnosis_date"]) & (age_years(f, r) > 120),
-        lambda f, r: (
-            "age at diagnosis " + age_years(f, r).round(1).astype(str) + " years is more than 120"
+        lambda f, d: (f["birth_date"] < f["diagnosis_date"]) & (age_years(f, d) > 120),
+        lambda f, d: (
+            "age at diagnosis " + age_years(f, d).round(1).astype(str) + " years is more than 120"
         ),
     ),
-    CrossRule(
+    CrossCheck(
         "patients",
         "last_followup_date",
         "date_order",
         "last_followup_date is on or after diagnosis_date",
-        lambda f, r: before(f, "last_followup_date", "diagnosis_date"),
+        lambda f, d: before(f, "last_followup_date", "diagnosis_date"),
         order_message("diagnosis_date", "after", "last_followup_date"),
     ),
-    CrossRule(
+    CrossCheck(
         "patients",
         "last_followup_date",
         "after_cutoff",
         "last_followup_date is on or before the data cutoff",
-        lambda f, r: f["last_followup_date"] > r.data_cutoff,
-        lambda f, r: (
+        lambda f, d: f["last_followup_date"] > d.data_cutoff,
+        lambda f, d: (
             "last_followup_date "
             + iso(f["last_followup_date"])
             + " is after the data cutoff "
-            + r.data_cutoff.strftime("%Y-%m-%d")
+            + d.data_cutoff.strftime("%Y-%m-%d")
         ),
     ),
-    CrossRule(
+    CrossCheck(
         "patients",
         "grade",
         "grade_ki67",
         "a given grade agrees with Ki-67",
         grade_contradicts,
-        lambda f, r: (
+        lambda f, d: (
             "grade "
             + f["grade"].astype(str)
             + " contradicts Ki-67 "
             + f["ki67_percent"].astype(str)
             + "% (→ "
-            + derive_grade(f["ki67_percent"], r)
+            + derive_grade(f["ki67_percent"], d)
             + "); the given grade is used"
         ),
         severity="warning",
@@ -416,98 +282,98 @@ PATIENT_RULES = [
 ]
 
 
-def foreign_key(table: str) -> CrossRule:
-    return CrossRule(
+def foreign_key(table: str) -> CrossCheck:
+    return CrossCheck(
         table,
         "patient_id",
         "foreign_key",
         "patient_id exists in patients",
-        lambda f, r: f["patient_id"].notna() & ~f["_known"],
-        lambda f, r: "patient_id '" + f["patient_id"].astype(str) + "' is not in patients",
+        lambda f, d: f["patient_id"].notna() & ~f["_known"],
+        lambda f, d: "patient_id '" + f["patient_id"].astype(str) + "' is not in patients",
     )
 
 
-def not_after_followup(table: str, column: str) -> CrossRule:
-    return CrossRule(
+def not_after_followup(table: str, column: str) -> CrossCheck:
+    return CrossCheck(
         table,
         column,
         "date_order",
         f"{column} is on or before last_followup_date",
-        lambda f, r: f[column] > f["last_followup_date"],
+        lambda f, d: f[column] > f["last_followup_date"],
         order_message(column, "after", "last_followup_date"),
     )
 
 
-def not_before(table: str, column: str, earlier: str) -> CrossRule:
-    return CrossRule(
+def not_before(table: str, column: str, earlier: str) -> CrossCheck:
+    return CrossCheck(
         table,
         column,
         "date_order",
         f"{column} is on or after {earlier}",
-        lambda f, r: before(f, column, earlier),
+        lambda f, d: before(f, column, earlier),
         order_message(column, "before", earlier),
     )
 
 
-CHILD_RULES = [
+CHILD_CHECKS = [
     foreign_key("imaging"),
     not_after_followup("imaging", "exam_date"),
-    CrossRule(
+    CrossCheck(
         "imaging",
         "exam_date",
         "exam_before_diagnosis",
         "exam_date is not long before diagnosis_date",
-        lambda f, r: (
+        lambda f, d: (
             f["exam_date"]
-            < f["diagnosis_date"] - pd.Timedelta(days=r.exam_before_diagnosis_warning_days)
+            < f["diagnosis_date"] - pd.Timedelta(days=d.exam_before_diagnosis_warning_days)
         ),
-        lambda f, r: (
+        lambda f, d: (
             "exam_date "
             + iso(f["exam_date"])
             + " is more than "
-            + str(r.exam_before_diagnosis_warning_days)
+            + str(d.exam_before_diagnosis_warning_days)
             + " days before diagnosis_date "
             + iso(f["diagnosis_date"])
         ),
         severity="warning",
     ),
-    CrossRule(
+    CrossCheck(
         "imaging",
         "bone_sstr_uptake",
         "required",
         "bone_sstr_uptake is given for sstr_pet_ct",
-        lambda f, r: (f["modality"] == "sstr_pet_ct") & f["bone_sstr_uptake"].isna(),
-        lambda f, r: pd.Series("bone_sstr_uptake is required for sstr_pet_ct", index=f.index),
+        lambda f, d: (f["modality"] == "sstr_pet_ct") & f["bone_sstr_uptake"].isna(),
+        lambda f, d: pd.Series("bone_sstr_uptake is required for sstr_pet_ct", index=f.index),
     ),
-    CrossRule(
+    CrossCheck(
         "imaging",
         "bone_sstr_uptake",
         "modality_rule",
         "bone_sstr_uptake is empty for ct, mri",
-        lambda f, r: f["modality"].isin(["ct", "mri"]) & f["bone_sstr_uptake"].notna(),
-        lambda f, r: (
+        lambda f, d: f["modality"].isin(["ct", "mri"]) & f["bone_sstr_uptake"].notna(),
+        lambda f, d: (
             "bone_sstr_uptake must be empty for "
             + f["modality"].astype(str)
             + " (SSTR uptake is read on sstr_pet_ct only)"
         ),
     ),
-    CrossRule(
+    CrossCheck(
         "imaging",
         "lesion_type",
         "required",
         "lesion_type is given when bone_morphologic",
-        lambda f, r: f["bone_morphologic"].eq(True) & f["lesion_type"].isna(),
-        lambda f, r: pd.Series(
+        lambda f, d: f["bone_morphologic"].eq(True) & f["lesion_type"].isna(),
+        lambda f, d: pd.Series(
             "lesion_type is required when bone_morphologic is true", index=f.index
         ),
     ),
-    CrossRule(
+    CrossCheck(
         "imaging",
         "lesion_type",
         "lesion_type_rule",
         "lesion_type is empty when bone_morphologic is false",
-        lambda f, r: f["bone_morphologic"].eq(False) & f["lesion_type"].notna(),
-        lambda f, r: (
+        lambda f, d: f["bone_morphologic"].eq(False) & f["lesion_type"].notna(),
+        lambda f, d: (
             "lesion_type '"
             + f["lesion_type"].astype(str)
             + "' must be empty when bone_morphologic is false"
@@ -520,26 +386,26 @@ CHILD_RULES = [
     foreign_key("skeletal_events"),
     not_before("skeletal_events", "event_date", "diagnosis_date"),
     not_after_followup("skeletal_events", "event_date"),
-    CrossRule(
+    CrossCheck(
         "skeletal_events",
         "event_date",
         "sre_without_bm",
         "the patient has positive bone imaging (else: left out)",
-        lambda f, r: f["_known"] & f["_has_imaging"] & f["_first_positive"].isna(),
-        lambda f, r: pd.Series(
+        lambda f, d: f["_known"] & f["_has_imaging"] & f["_first_positive"].isna(),
+        lambda f, d: pd.Series(
             "skeletal event of a patient who never has positive bone imaging; left out of "
             "the analysis",
             index=f.index,
         ),
         severity="warning",
     ),
-    CrossRule(
+    CrossCheck(
         "skeletal_events",
         "event_date",
         "sre_before_bm",
         "event_date is not before the first positive bone imaging (else: left out)",
-        lambda f, r: f["event_date"] < f["_first_positive"],
-        lambda f, r: (
+        lambda f, d: f["event_date"] < f["_first_positive"],
+        lambda f, d: (
             "event_date " + iso(f["event_date"]) + " is before the first positive "
             "bone imaging " + iso(f["_first_positive"]) + "; left out of the analysis"
         ),
@@ -547,7 +413,7 @@ CHILD_RULES = [
     ),
 ]
 
-CROSS_RULES = PATIENT_RULES + CHILD_RULES
+CROSS_CHECKS = PATIENT_CHECKS + CHILD_CHECKS
 
 
 def with_patient_dates(
@@ -571,31 +437,31 @@ def with_patient_dates(
     return joined
 
 
-def run_cross_rules(
+def run_cross_checks(
     frame: pd.DataFrame,
     raw: pd.DataFrame,
     mistyped: pd.DataFrame,
     table: str,
     file: str,
-    rules: Definitions,
+    definitions: Definitions,
 ) -> pd.DataFrame:
     """A cell already reported as not of its type is not judged again."""
     parts = []
-    for rule in CROSS_RULES:
-        if rule.table != table:
+    for cross in CROSS_CHECKS:
+        if cross.table != table:
             continue
-        failed = rule.failed(frame, rules).fillna(False).astype(bool)
-        if rule.column in mistyped:
-            failed &= ~mistyped[rule.column]
+        failed = cross.failed(frame, definitions).fillna(False).astype(bool)
+        if cross.column in mistyped:
+            failed &= ~mistyped[cross.column]
         parts.append(
             cell_findings(
                 raw,
                 failed,
                 file,
-                rule.column,
-                rule.check,
-                lambda rows, rule=rule: rule.message(frame.loc[rows], rules),
-                rule.severity,
+                cross.column,
+                cross.check,
+                lambda rows, cross=cross: cross.message(frame.loc[rows], definitions),
+                cross.severity,
             )
         )
     return concat_findings(parts)
@@ -607,7 +473,7 @@ def check_across(
     mistyped: Mapping[str, pd.DataFrame],
     schemas: Mapping[str, pa.DataFrameSchema],
     files: Mapping[str, str],
-    rules: Definitions,
+    definitions: Definitions,
 ) -> pd.DataFrame:
     """Cross-column and cross-table rules, on the tables whose columns are all there."""
     complete = {
@@ -619,8 +485,13 @@ def check_across(
         return no_findings()
     patients = complete["patients"]
     parts = [
-        run_cross_rules(
-            patients, raws["patients"], mistyped["patients"], "patients", files["patients"], rules
+        run_cross_checks(
+            patients,
+            raws["patients"],
+            mistyped["patients"],
+            "patients",
+            files["patients"],
+            definitions,
         )
     ]
     first_positive = first_positive_exam(complete["imaging"]) if "imaging" in complete else None
@@ -629,7 +500,9 @@ def check_across(
             continue
         positives = first_positive if name == "skeletal_events" else None
         frame = with_patient_dates(complete[name], patients, positives)
-        parts.append(run_cross_rules(frame, raws[name], mistyped[name], name, files[name], rules))
+        parts.append(
+            run_cross_checks(frame, raws[name], mistyped[name], name, files[name], definitions)
+        )
     return concat_findings(parts)
 
 
@@ -663,5 +536,5 @@ def catalogue(schemas: Mapping[str, pa.DataFrameSchema]) -> pd.DataFrame:
                 rows.append((table, name, "unique", "error", "occurs once"))
         if schema.unique:
             rows.append((table, ", ".join(schema.unique), "unique", "error", "key occurs once"))
-    rows += [(r.table, r.column, r.check, r.severity, r.description) for r in CROSS_RULES]
+    rows += [(r.table, r.column, r.check, r.severity, r.description) for r in CROSS_CHECKS]
     return pd.DataFrame(rows, columns=["table", "column", "check", "severity", "description"])

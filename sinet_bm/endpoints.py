@@ -1,4 +1,5 @@
-"""One row per patient with every endpoint of DATA_CONTRACT.md section 2.
+"""One row per patient with every derived endpoint (docs/endpoints.md), and the study's
+populations.
 
 All derivations are vectorised group-bys over the child tables (no per-patient Python), so
 that a registry export of a million patients takes seconds. Times are in months of
@@ -8,50 +9,23 @@ that a registry export of a million patients takes seconds. Times are in months 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from sinet_bm.checks import derive_grade, first_positive_exam
-
-
-@dataclass(frozen=True)
-class EndpointRules:
-    study_start: pd.Timestamp
-    study_end: pd.Timestamp
-    min_age_years: float
-    days_per_month: float
-    days_per_year: float
-    ki67_g1_below: float
-    ki67_g2_max: float
-    antiresorptive_therapies: tuple[str, ...]
-
-
-def rules_from_config(definitions: Mapping[str, Any]) -> EndpointRules:
-    return EndpointRules(
-        study_start=pd.Timestamp(definitions["study_start"]),
-        study_end=pd.Timestamp(definitions["study_end"]),
-        min_age_years=float(definitions["min_age_years"]),
-        days_per_month=float(definitions["days_per_month"]),
-        days_per_year=float(definitions["days_per_year"]),
-        ki67_g1_below=float(definitions["ki67_g1_below"]),
-        ki67_g2_max=float(definitions["ki67_g2_max"]),
-        antiresorptive_therapies=tuple(definitions["antiresorptive_therapies"]),
-    )
+from sinet_bm.contract import Definitions, derive_grade, first_positive_exam
 
 
 def days(later: pd.Series, earlier: pd.Series) -> pd.Series:
     return (later - earlier).dt.days.astype("float64")
 
 
-def eligibility(patients: pd.DataFrame, rules: EndpointRules) -> pd.DataFrame:
+def eligibility(patients: pd.DataFrame, definitions: Definitions) -> pd.DataFrame:
     """Age at diagnosis and the first failing inclusion criterion (period, then age)."""
-    age_years = days(patients["diagnosis_date"], patients["birth_date"]) / rules.days_per_year
-    in_period = patients["diagnosis_date"].between(rules.study_start, rules.study_end)
+    age_years = days(patients["diagnosis_date"], patients["birth_date"]) / definitions.days_per_year
+    in_period = patients["diagnosis_date"].between(definitions.study_start, definitions.study_end)
     reason = np.select(
-        [~in_period, age_years < rules.min_age_years], ["study_period", "age"], default=""
+        [~in_period, age_years < definitions.min_age_years], ["study_period", "age"], default=""
     )
     return pd.DataFrame(
         {"age_years": age_years, "exclusion_reason": reason, "eligible": reason == ""},
@@ -59,16 +33,16 @@ def eligibility(patients: pd.DataFrame, rules: EndpointRules) -> pd.DataFrame:
     )
 
 
-def tumour_grade(patients: pd.DataFrame, rules: EndpointRules) -> pd.DataFrame:
+def tumour_grade(patients: pd.DataFrame, definitions: Definitions) -> pd.DataFrame:
     """The given grade wins; Ki-67 fills in only where the grade is missing."""
-    derived = derive_grade(patients["ki67_percent"], rules)
+    derived = derive_grade(patients["ki67_percent"], definitions)
     given = patients["grade"].astype(object)
     grade = given.where(given.notna(), derived)
     source = np.select([given.notna(), derived.notna()], ["given", "ki67"], default="missing")
     return pd.DataFrame({"grade": grade, "grade_source": source}, index=patients.index)
 
 
-def bone_findings(imaging: pd.DataFrame, rules: EndpointRules) -> pd.DataFrame:
+def bone_findings(imaging: pd.DataFrame, definitions: Definitions) -> pd.DataFrame:
     """BM date, SSTR-only detection, time to morphologic visibility and BM type per patient."""
     bm_date = first_positive_exam(imaging).rename("bm_date")
     morphologic = imaging.loc[imaging["bone_morphologic"].fillna(False).astype(bool)]
@@ -80,7 +54,7 @@ def bone_findings(imaging: pd.DataFrame, rules: EndpointRules) -> pd.DataFrame:
     out["sstr_only"] = ~(out["first_morphologic_date"] <= out["bm_date"])
     visible = out["first_morphologic_date"].notna()
     until = out["first_morphologic_date"].where(visible, out["last_exam_date"])
-    out["months_to_morphologic"] = (days(until, out["bm_date"]) / rules.days_per_month).where(
+    out["months_to_morphologic"] = (days(until, out["bm_date"]) / definitions.days_per_month).where(
         out["sstr_only"]
     )
     out["morphologic_visible"] = visible.where(out["sstr_only"])
@@ -115,13 +89,13 @@ def skeletal_events(events: pd.DataFrame, bm_date: pd.Series) -> pd.DataFrame:
     return out
 
 
-def antiresorptive(therapies: pd.DataFrame, rules: EndpointRules) -> pd.Series:
+def antiresorptive(therapies: pd.DataFrame, definitions: Definitions) -> pd.Series:
     """First start of any antiresorptive episode, whatever its date."""
-    episodes = therapies.loc[therapies["therapy"].isin(rules.antiresorptive_therapies)]
+    episodes = therapies.loc[therapies["therapy"].isin(definitions.antiresorptive_therapies)]
     return episodes.groupby("patient_id")["start_date"].min().rename("antiresorptive_start")
 
 
-def derive_endpoints(tables: Mapping[str, pd.DataFrame], rules: EndpointRules) -> pd.DataFrame:
+def derive_endpoints(tables: Mapping[str, pd.DataFrame], definitions: Definitions) -> pd.DataFrame:
     patients = tables["patients"]
     out = pd.DataFrame(
         {
@@ -136,12 +110,12 @@ def derive_endpoints(tables: Mapping[str, pd.DataFrame], rules: EndpointRules) -
             "functioning": patients["functioning"].astype(bool),
         }
     )
-    out = out.join(eligibility(patients, rules)).join(tumour_grade(patients, rules))
+    out = out.join(eligibility(patients, definitions)).join(tumour_grade(patients, definitions))
     ids = pd.Index(out["patient_id"])
-    bone = bone_findings(tables["imaging"], rules).reindex(ids)
+    bone = bone_findings(tables["imaging"], definitions).reindex(ids)
     bone["bm"] = bone["bm_date"].notna()
     sre = skeletal_events(tables["skeletal_events"], bone["bm_date"]).reindex(ids)
-    start = antiresorptive(tables["therapies"], rules).reindex(ids)
+    start = antiresorptive(tables["therapies"], definitions).reindex(ids)
     joined = pd.concat([bone, sre, start], axis=1).reset_index(drop=True)
     out = pd.concat([out.reset_index(drop=True), joined], axis=1)
     out["sstr_only"] = out["sstr_only"].astype("boolean").fillna(False).astype(bool)
@@ -153,8 +127,8 @@ def derive_endpoints(tables: Mapping[str, pd.DataFrame], rules: EndpointRules) -
     out["dead"] = patients["vital_status"].astype(str).to_numpy() == "dead"
     followup = patients["last_followup_date"].reset_index(drop=True)
     out["last_followup_date"] = followup
-    out["os_months"] = days(followup, out["diagnosis_date"]) / rules.days_per_month
-    out["bm_months"] = days(out["bm_date"], out["diagnosis_date"]) / rules.days_per_month
+    out["os_months"] = days(followup, out["diagnosis_date"]) / definitions.days_per_month
+    out["bm_months"] = days(out["bm_date"], out["diagnosis_date"]) / definitions.days_per_month
     out["population_bm"] = out["eligible"] & out["stage_iv"] & out["bm"]
     return out[ENDPOINT_COLUMNS]
 
@@ -194,3 +168,24 @@ ENDPOINT_COLUMNS = [
     "last_followup_date",
     "os_months",
 ]
+
+
+def populations(endpoints: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The study's populations, as `estimates.csv` names them: every exported patient, the
+    eligible (`all`), stage IV, stage IV with BM, and stage IV by functioning status
+    (missing functioning: in neither)."""
+    eligible = endpoints[endpoints["eligible"]]
+    stage_iv = eligible[eligible["stage_iv"]]
+    functioning = stage_iv["functioning"]
+    return {
+        "exported": endpoints,
+        "all": eligible,
+        "stage_iv": stage_iv,
+        "bm": stage_iv[stage_iv["bm"]],
+        "stage_iv_functioning": stage_iv[functioning.eq(True)],
+        "stage_iv_nonfunctioning": stage_iv[functioning.eq(False)],
+    }
+
+
+def stage_iv_of(endpoints: pd.DataFrame) -> pd.DataFrame:
+    return populations(endpoints)["stage_iv"].reset_index(drop=True)

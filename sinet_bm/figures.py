@@ -17,8 +17,10 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 
-from sinet_bm.models import adjusted_cox, kaplan_meier, populations, scaled_schoenfeld
-from sinet_bm.sensitivity import aalen_johansen, sre_times
+from sinet_bm.endpoints import populations
+from sinet_bm.estimators import KaplanMeier, aalen_johansen, scaled_schoenfeld
+from sinet_bm.sensitivity import sre_times
+from sinet_bm.survival import adjusted_cox
 
 BLUE, ORANGE, VERMILLION, GREEN, GREY = "#0072B2", "#E69F00", "#D55E00", "#009E73", "#555555"
 GROUPS = {"BM": (VERMILLION, "-", "//"), "no BM": (BLUE, "--", "")}
@@ -26,17 +28,19 @@ WIDTH_INCHES = 6.3  # A4 text width with 2 cm margins
 # Beyond this many marks (censoring ticks, residuals) an artist is drawn as an embedded
 # 300 dpi image: at registry scale vector marks made 10 MB figures and a 66 s PDF render.
 MAX_VECTOR_MARKS = 2000
-FIGURES = (
-    "cohort_flow",
-    "km_os_bm",
-    "morphologic_visibility",
-    "bm_types",
-    "sre",
-    "cox_forest",
-    "bm_hazard_ratios",
-    "cif_sre",
-    "schoenfeld",
-)
+# The report's figures, in its order, with their category in Snakemake's own report (whose
+# captions are report/<figure>.rst); the workflow reads this list from here.
+FIGURES = {
+    "cohort_flow": "Cohort",
+    "km_os_bm": "Overall survival",
+    "morphologic_visibility": "Bone metastases",
+    "bm_types": "Bone metastases",
+    "sre": "Skeletal-related events",
+    "cox_forest": "Overall survival",
+    "bm_hazard_ratios": "Sensitivity analyses",
+    "cif_sre": "Sensitivity analyses",
+    "schoenfeld": "Overall survival",
+}
 
 
 def figure_style() -> None:
@@ -77,17 +81,16 @@ def km_curves(groups: dict[str, pd.DataFrame], time: str, event: str, level: flo
     for label, group in groups.items():
         if group.empty:
             continue
-        km = kaplan_meier(group[time], group[event].astype(bool), level, label)
-        table = km.fitter.event_table
-        band = km.fitter.confidence_interval_survival_function_
+        km = KaplanMeier(level, label).fit(group[time], group[event].astype(bool))
+        table = km.event_table_
         parts.append(
             pd.DataFrame(
                 {
                     "group": label,
-                    "months": km.fitter.survival_function_.index.to_numpy(),
-                    "survival": km.fitter.survival_function_.iloc[:, 0].to_numpy(),
-                    "lower": band.iloc[:, 0].to_numpy(),
-                    "upper": band.iloc[:, 1].to_numpy(),
+                    "months": km.timeline_,
+                    "survival": km.survival_,
+                    "lower": km.lower_,
+                    "upper": km.upper_,
                     "at_risk": table["at_risk"].to_numpy(),
                     "events": table["observed"].to_numpy(),
                     "censored": table["censored"].to_numpy(),
@@ -238,7 +241,12 @@ def share_bars(data: pd.DataFrame, xlabel: str, colors: list[str], hatches: list
     return fig
 
 
-def bm_types(estimates: pd.DataFrame) -> tuple[Figure, pd.DataFrame]:
+def ci_label(what: str, level: float, scale: str = "") -> str:
+    """An axis label that names the interval drawn, at the configured level."""
+    return f"{what} ({level:.0%} CI{', ' + scale if scale else ''})"
+
+
+def bm_types(estimates: pd.DataFrame, level: float) -> tuple[Figure, pd.DataFrame]:
     data = estimate_rows(
         estimates,
         {
@@ -248,12 +256,12 @@ def bm_types(estimates: pd.DataFrame) -> tuple[Figure, pd.DataFrame]:
         },
     )
     fig = share_bars(
-        data, "Share of BM patients (95% CI)", [BLUE, VERMILLION, ORANGE], ["", "//", ".."]
+        data, ci_label("Share of BM patients", level), [BLUE, VERMILLION, ORANGE], ["", "//", ".."]
     )
     return fig, data
 
 
-def sre(estimates: pd.DataFrame) -> tuple[Figure, pd.DataFrame]:
+def sre(estimates: pd.DataFrame, level: float) -> tuple[Figure, pd.DataFrame]:
     data = estimate_rows(
         estimates,
         {
@@ -266,7 +274,7 @@ def sre(estimates: pd.DataFrame) -> tuple[Figure, pd.DataFrame]:
     )
     fig = share_bars(
         data,
-        "BM patients with a skeletal-related event (95% CI)",
+        ci_label("BM patients with an SRE", level),
         [BLUE, VERMILLION, ORANGE, GREEN, GREY],
         ["", "//", "..", "xx", "\\\\"],
     )
@@ -300,7 +308,7 @@ def forest(data: pd.DataFrame, xlabel: str) -> Figure:
     return fig
 
 
-def cox_forest(estimates: pd.DataFrame) -> tuple[Figure, pd.DataFrame]:
+def cox_forest(estimates: pd.DataFrame, level: float) -> tuple[Figure, pd.DataFrame]:
     """Hazard ratios of OS, crude and adjusted, on a log axis."""
     data = estimate_rows(
         estimates,
@@ -313,10 +321,10 @@ def cox_forest(estimates: pd.DataFrame) -> tuple[Figure, pd.DataFrame]:
             "hr_os_g3_adjusted": "G3 vs G1",
         },
     )
-    return forest(data, "Hazard ratio of death (95% CI, log scale)"), data
+    return forest(data, ci_label("Hazard ratio of death", level, "log scale")), data
 
 
-def bm_hazard_ratios(estimates: pd.DataFrame) -> tuple[Figure, pd.DataFrame]:
+def bm_hazard_ratios(estimates: pd.DataFrame, level: float) -> tuple[Figure, pd.DataFrame]:
     """The BM hazard ratio under each design: from diagnosis, time-dependent, by landmark."""
     landmarks = sorted(
         (e for e in estimates["estimate"] if e.startswith("hr_os_bm_landmark_")),
@@ -329,7 +337,7 @@ def bm_hazard_ratios(estimates: pd.DataFrame) -> tuple[Figure, pd.DataFrame]:
         **{e: f"Landmark {e.rsplit('_', 1)[1]} months" for e in landmarks},
     }
     data = estimate_rows(estimates, labels)
-    return forest(data, "Hazard ratio of death for BM (95% CI, log scale)"), data
+    return forest(data, ci_label("Hazard ratio of death for BM", level, "log scale")), data
 
 
 def cif_sre(endpoints: pd.DataFrame, days_per_month: float) -> tuple[Figure, pd.DataFrame]:
@@ -455,10 +463,10 @@ def plot_figures(
         "cohort_flow": lambda: cohort_flow(flow),
         "km_os_bm": lambda: km_os_bm(endpoints, level),
         "morphologic_visibility": lambda: morphologic_visibility(endpoints, level),
-        "bm_types": lambda: bm_types(estimates),
-        "sre": lambda: sre(estimates),
-        "cox_forest": lambda: cox_forest(estimates),
-        "bm_hazard_ratios": lambda: bm_hazard_ratios(estimates),
+        "bm_types": lambda: bm_types(estimates, level),
+        "sre": lambda: sre(estimates, level),
+        "cox_forest": lambda: cox_forest(estimates, level),
+        "bm_hazard_ratios": lambda: bm_hazard_ratios(estimates, level),
         "cif_sre": lambda: cif_sre(endpoints, days_per_month),
         "schoenfeld": lambda: schoenfeld(endpoints, level),
     }

@@ -26,19 +26,15 @@ import pyarrow.compute as pc
 import pyarrow.csv as arrow_csv
 
 from sinet_bm.checks import (
-    FIRST_DATA_LINE,
-    TABLES,
-    Definitions,
+    allowed_values,
     catalogue,
-    categories,
     check_across,
     check_columns,
     column_kind,
-    concat_findings,
-    findings_frame,
     load_schema,
-    no_findings,
 )
+from sinet_bm.contract import TABLES, Definitions
+from sinet_bm.findings import FIRST_DATA_LINE, concat_findings, findings_frame, no_findings
 from sinet_bm.provenance import sha256
 
 SYNTHETIC_MARKER = "SYNTHETIC.txt"
@@ -460,14 +456,13 @@ def read_table(
 
 def validate_exports(
     paths: Mapping[str, Path],
-    schema_dir: Path,
     fmt: ExportFormat,
-    rules: Definitions,
+    definitions: Definitions,
     *,
     strict: bool = False,
 ) -> Validation:
     """Check everything that can be checked, in one pass, and return the typed tables."""
-    schemas = {table: load_schema(schema_dir, table) for table in TABLES}
+    schemas = {table: load_schema(table) for table in TABLES}
     reads: dict[str, TableRead] = {}
     parts = []
     for table, path in paths.items():
@@ -484,7 +479,7 @@ def validate_exports(
             {table: read.mistyped for table, read in reads.items()},
             schemas,
             files,
-            rules,
+            definitions,
         )
     )
     findings = concat_findings(parts)
@@ -503,15 +498,15 @@ def validate_exports(
 
 
 def validate_folder(
-    raw_dir: Path, schema_dir: Path, fmt: ExportFormat, rules: Definitions, *, strict: bool
+    raw_dir: Path, fmt: ExportFormat, definitions: Definitions, *, strict: bool
 ) -> Validation:
     """Validate whatever of the four exports the folder holds; a missing one is a finding."""
     if not Path(raw_dir).is_dir():
         problem = findings_frame(str(raw_dir), "file_missing", f"raw_dir {raw_dir} is not a folder")
-        schemas = {table: load_schema(schema_dir, table) for table in TABLES}
+        schemas = {table: load_schema(table) for table in TABLES}
         return Validation({}, problem, {}, {}, catalogue(schemas))
     paths, problems = find_exports(Path(raw_dir))
-    result = validate_exports(paths, schema_dir, fmt, rules, strict=strict)
+    result = validate_exports(paths, fmt, definitions, strict=strict)
     result.findings = concat_findings([problems, result.findings])
     return result
 
@@ -528,7 +523,7 @@ def finish_types(table: pd.DataFrame, schema: pa.DataFrameSchema) -> pd.DataFram
     for name, column in schema.columns.items():
         kind = column_kind(column)
         if kind == "category":
-            out[name] = pd.Categorical(out[name], categories=categories(column))
+            out[name] = pd.Categorical(out[name], categories=allowed_values(column))
         elif kind == "text":
             out[name] = out[name].astype("string")
         else:

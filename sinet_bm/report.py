@@ -1,4 +1,4 @@
-"""The HTML pages: the study report and the validation findings.
+"""The study report, one HTML page and its PDF.
 
 The template only lays numbers out; every number it shows is read from a result file of the
 pipeline (estimates.csv, Table 1, the validation summary). Published values are data
@@ -19,8 +19,16 @@ import jinja2
 import pandas as pd
 
 from sinet_bm.provenance import without_timings
+from sinet_bm.results import read_result
 
 TEMPLATES = Path(__file__).parent / "templates"
+CATALOGUE = Path(__file__).resolve().parent.parent / "schemas" / "estimates.yaml"
+# Files this module reads: steps that use it rerun when one of them changes.
+USES = (
+    "sinet_bm/templates/report.html",
+    "sinet_bm/templates/report.css",
+    "schemas/estimates.yaml",
+)
 TABLE1_LABELS = {
     "age_years": "Age at diagnosis, years",
     "ki67_percent": "Ki-67, %",
@@ -31,9 +39,37 @@ TABLE1_LABELS = {
 }
 
 
-def read_result(path: Path) -> pd.DataFrame:
-    """A result CSV of the pipeline, every float bit as written."""
-    return pd.read_csv(path, float_precision="round_trip")
+# ---------------------------------------------------------------------------------------
+# the catalogue of estimates
+
+
+def config_value(config: Mapping[str, Any], dotted: str) -> Any:
+    for key in dotted.split("."):
+        config = config[key]
+    return config
+
+
+def estimate_catalogue(config: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Every row estimates.csv has under this config, from schemas/estimates.yaml: id,
+    section, population and definition, one row per value where an id has {m}."""
+    import yaml
+
+    rows = []
+    for section in yaml.safe_load(CATALOGUE.read_text())["sections"]:
+        for entry in section["estimates"]:
+            values = [{}]
+            for name, key in (entry.get("each") or {}).items():
+                values = [{name: f"{value:g}"} for value in config_value(config, key)]
+            rows += [
+                {
+                    "estimate": entry["id"].format(**value),
+                    "section": section["section"],
+                    "population": entry["population"],
+                    "definition": entry["definition"],
+                }
+                for value in values
+            ]
+    return rows
 
 
 # ---------------------------------------------------------------------------------------
@@ -199,84 +235,3 @@ def render_pdf(html: Path, pdf: Path) -> None:
 
     local_only = URLFetcher(allowed_protocols={"file", "data"}, fail_on_errors=True)
     HTML(filename=str(html), base_url=str(html.parent), url_fetcher=local_only).write_pdf(str(pdf))
-
-
-# ---------------------------------------------------------------------------------------
-# validation findings
-
-
-FIX_HINTS = {
-    "file_missing": "Export the table into raw_dir as <table>.csv or <table>.xlsx.",
-    "duplicate_file": "Keep one file per table: remove the .csv or the .xlsx.",
-    "empty_file": "Re-export the table; patients needs at least one row.",
-    "file_type": "Export as CSV text, or use the .xlsx ending for Excel workbooks.",
-    "unreadable": "Re-export the file; check the separator and quoting.",
-    "encoding": "Declare the export's encoding under raw_format.encoding.",
-    "delimiter": "Declare the separator under raw_format.delimiter.",
-    "duplicate_column": "Give every column of the header a distinct name.",
-    "field_count": "The line has more or fewer cells than the header; check quoting.",
-    "sheet": "Name an existing sheet under raw_format.sheet.",
-    "missing_column": "Add the column, or map the export's name to it under columns:.",
-    "unknown_column": "Map the column to a contract name (columns:) or drop it (ignore_columns:).",
-    "type": "Correct the cell, or declare the export's format (raw_format.decimal, date_format).",
-    "required": "Fill in the cell; the contract needs it.",
-    "category": "Use a contract category, or map the export's spelling under values:.",
-    "range": "Correct the value; it is outside the contract's range.",
-    "pattern": "Use pseudonyms of letters, digits, _ . - (no names or spaces).",
-    "unique": "Remove or correct the duplicate; each key may occur once.",
-    "foreign_key": "Add the patient to patients, or correct the patient_id.",
-    "date_order": "Correct one of the two dates; their order is impossible.",
-    "age_range": "Check birth_date; the age at diagnosis is implausible.",
-    "after_cutoff": "Follow-up may not run past definitions.data_cutoff; cut it there.",
-    "modality_rule": "Leave bone_sstr_uptake empty for ct and mri exams.",
-    "lesion_type_rule": "Leave lesion_type empty when no lesion is visible morphologically.",
-    "grade_ki67": "Check grade and Ki-67; the given grade is used.",
-    "exam_before_diagnosis": "Check the exam date; it is long before diagnosis.",
-    "sre_before_bm": "Check the event date or the imaging; the event is left out.",
-    "sre_without_bm": "Check the imaging of this patient; the event is left out.",
-}
-EXAMPLES_PER_PROBLEM = 10
-
-
-def findings_groups(findings: pd.DataFrame) -> list[dict[str, Any]]:
-    """Findings grouped by file and check: counts, the first rows, and a fix hint."""
-    groups = []
-    for (file, check, severity), group in findings.groupby(
-        ["file", "check", "severity"], sort=True
-    ):
-        groups.append(
-            {
-                "file": file,
-                "check": check,
-                "severity": severity,
-                "count": len(group),
-                "hint": FIX_HINTS.get(check, ""),
-                "examples": group.head(EXAMPLES_PER_PROBLEM).to_dict("records"),
-            }
-        )
-    return sorted(groups, key=lambda g: (g["severity"] != "error", g["file"], g["check"]))
-
-
-def render_validation_page(
-    findings: pd.DataFrame,
-    checks: pd.DataFrame,
-    rows: Mapping[str, int],
-    source: str,
-    synthetic: bool,
-) -> str:
-    errors = int((findings["severity"] == "error").sum())
-    warnings = int((findings["severity"] == "warning").sum())
-    catalogue = checks.assign(rows=checks["table"].map(rows).fillna(0).astype(int))
-    return (
-        environment(TEMPLATES)
-        .get_template("validation.html")
-        .render(
-            errors=errors,
-            warnings=warnings,
-            groups=findings_groups(findings),
-            checks=catalogue.to_dict("records"),
-            rows=dict(rows),
-            source=source,
-            synthetic=synthetic,
-        )
-    )

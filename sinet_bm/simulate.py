@@ -1,9 +1,9 @@
-"""Synthetic siNET cohort in the raw-export format of DATA_CONTRACT.md section 1.
+"""Synthetic siNET cohort in the export format of docs/export-format.md.
 
 The real patient data are not public, so the pipeline's default input is simulated. The
 counts the paper reports are exact truths of the synthetic cohort (computed with the
 contract's section 2 definitions); survival, follow-up and imaging times come from
-explicit models whose parameters are calibrated to the published medians (STUDY.md).
+explicit models whose parameters are calibrated to the published medians (docs/study.md).
 Everything is vectorised so that the same code produces 10^6-patient stress exports.
 """
 
@@ -22,64 +22,28 @@ import pandas as pd
 from scipy.optimize import brentq
 from scipy.special import ndtri
 
+from sinet_bm import contract
+
+# The contract's default definitions, to which the cohort is calibrated (its eligibility
+# edge cases are built around an 18th birthday).
 DAYS_PER_MONTH = 30.4375
 DAYS_PER_YEAR = 365.25
 MIN_AGE_YEARS = 18
 EIGHTEENTH_BIRTHDAY_DAYS = int(MIN_AGE_YEARS * DAYS_PER_YEAR)
 
-SEXES = ("female", "male")
-VITAL_STATUSES = ("alive", "dead")
-PRIMARY_SITES = ("jejunum", "ileum", "small_intestine_nos")
-STAGES = ("I", "II", "III", "IV")
+SEXES = contract.categories("patients", "sex")
+VITAL_STATUSES = contract.categories("patients", "vital_status")
+PRIMARY_SITES = contract.categories("patients", "primary_site")
+STAGES = contract.categories("patients", "uicc_stage")
 EARLY_STAGES = STAGES[:3]
-GRADES = ("G1", "G2", "G3")
-MODALITIES = ("sstr_pet_ct", "ct", "mri")
-LESION_TYPES = ("osteoblastic", "osteolytic", "mixed")
-ANTIRESORPTIVES = ("denosumab", "zoledronic_acid", "other_bisphosphonate")
-NON_BONE_THERAPIES = (
-    "somatostatin_analog",
-    "prrt",
-    "everolimus",
-    "chemotherapy",
-    "surgery",
-    "liver_directed",
-    "external_radiotherapy",
-    "other",
-)
-THERAPIES = (*NON_BONE_THERAPIES[:-1], *ANTIRESORPTIVES, "other")
-SRE_TYPES = (
-    "pathologic_fracture",
-    "spinal_cord_compression",
-    "radiation_to_bone",
-    "surgery_to_bone",
-    "hypercalcemia",
-)
-
-COLUMNS: dict[str, tuple[str, ...]] = {
-    "patients": (
-        "patient_id",
-        "sex",
-        "birth_date",
-        "diagnosis_date",
-        "primary_site",
-        "uicc_stage",
-        "ki67_percent",
-        "grade",
-        "functioning",
-        "vital_status",
-        "last_followup_date",
-    ),
-    "imaging": (
-        "patient_id",
-        "exam_date",
-        "modality",
-        "bone_sstr_uptake",
-        "bone_morphologic",
-        "lesion_type",
-    ),
-    "therapies": ("patient_id", "therapy", "start_date", "end_date"),
-    "skeletal_events": ("patient_id", "event_date", "event_type"),
-}
+GRADES = contract.categories("patients", "grade")
+MODALITIES = contract.categories("imaging", "modality")
+LESION_TYPES = contract.categories("imaging", "lesion_type")
+THERAPIES = contract.categories("therapies", "therapy")
+ANTIRESORPTIVES = contract.ANTIRESORPTIVE_THERAPIES
+NON_BONE_THERAPIES = tuple(therapy for therapy in THERAPIES if therapy not in ANTIRESORPTIVES)
+SRE_TYPES = contract.categories("skeletal_events", "event_type")
+COLUMNS = {table: contract.columns(table) for table in contract.TABLES}
 
 SYNTHETIC_NOTICE = (
     "SYNTHETIC DATA - NOT PATIENTS. The tables in this folder (patients.csv, imaging.csv, "
@@ -494,28 +458,30 @@ def _share_problems(d: SyntheticDesign) -> list[str]:
     return problems
 
 
+POSITIVE_FIELDS = (
+    "diagnosis_trend",
+    "age_sd_years",
+    "os_median_no_bm_months",
+    "os_weibull_shape",
+    "os_median_bm_months",
+    "os_hr_early_stage",
+    "os_hr_age_per_year",
+    "os_hr_male",
+    "os_hr_g2",
+    "os_hr_g3",
+    "lost_to_followup_median_months",
+    "loss_to_followup_weight_early_stage",
+    "metachronous_bm_mean_months",
+    "morphologic_median_months",
+    "median_followup_months",
+    "antiresorptive_start_mean_days",
+    "sre_mean_months_after_visibility",
+    "exam_interval_min_months",
+)
+
+
 def _model_problems(d: SyntheticDesign) -> list[str]:
-    positive = [
-        "diagnosis_trend",
-        "age_sd_years",
-        "os_median_no_bm_months",
-        "os_weibull_shape",
-        "os_median_bm_months",
-        "os_hr_early_stage",
-        "os_hr_age_per_year",
-        "os_hr_male",
-        "os_hr_g2",
-        "os_hr_g3",
-        "lost_to_followup_median_months",
-        "loss_to_followup_weight_early_stage",
-        "metachronous_bm_mean_months",
-        "morphologic_median_months",
-        "median_followup_months",
-        "antiresorptive_start_mean_days",
-        "sre_mean_months_after_visibility",
-        "exam_interval_min_months",
-    ]
-    problems = [f"{name} must be positive" for name in positive if not getattr(d, name) > 0]
+    problems = [f"{name} must be positive" for name in POSITIVE_FIELDS if not getattr(d, name) > 0]
     problems += [
         f"{name} must lie in [0, 1]"
         for name in UNIT_INTERVAL_FIELDS
@@ -567,17 +533,96 @@ def _coerce(name: str, default: Any, value: Any) -> Any:
     return type(default)(value)
 
 
-def design_from_config(synthetic: Mapping[str, Any]) -> SyntheticDesign:
-    """Build the design from the config's `synthetic:` mapping; `seed` is the caller's."""
+STUDY_DATES = ("study_start", "study_end", "data_cutoff")
+
+
+def design_from_config(
+    synthetic: Mapping[str, Any], definitions: Mapping[str, Any] | None = None
+) -> SyntheticDesign:
+    """The design from the config's `synthetic:` mapping, with the study period and cutoff
+    of its `definitions:`, so that every simulated cohort (the default export, the bias
+    check's) is the configured study; `seed` is the caller's."""
     defaults = {f.name: f.default for f in dataclasses.fields(SyntheticDesign)}
+    dates = {key: (definitions or {})[key] for key in STUDY_DATES if key in (definitions or {})}
     values = {}
-    for key, value in synthetic.items():
+    for key, value in {**synthetic, **dates}.items():
         if key == "seed":
             continue
         if key not in defaults:
             raise ValueError(f"synthetic: unknown key {key!r}")
         values[key] = _coerce(key, defaults[key], value)
     return SyntheticDesign(**values)
+
+
+SEED = 20251023  # the default seed of the synthetic cohort
+# The design's part of the config: its knobs, without the study dates (from definitions).
+DESIGN_SCHEMA_HEADER = (
+    "# JSON schema of the config's `synthetic:` section, generated from\n"
+    "# sinet_bm.simulate.SyntheticDesign by `make schemas`; tests/test_simulate.py checks that\n"
+    "# it is current. Do not edit by hand.\n"
+)
+
+
+def _field_schema(item: dataclasses.Field) -> dict[str, Any]:
+    """A design field as JSON schema: its type, default, bounds and description."""
+    name, default = item.name, item.default
+    described = {"description": item.metadata["description"]}
+    if isinstance(default, tuple):
+        categories = SHARE_CATEGORIES[name]
+        rule = (
+            "Each value in [0, 1], independent."
+            if name in PROBABILITY_SHARES
+            else "Values in [0, 1] summing to 1; a category left out counts as 0."
+        )
+        share = {"type": "number", "minimum": 0, "maximum": 1}
+        return {
+            "type": "object",
+            "description": f"{item.metadata['description']} {rule}",
+            "properties": {category: share for category in categories},
+            "additionalProperties": False,
+            "default": dict(default),
+        }
+    if isinstance(default, int):
+        bound = {"minimum": 1 if name == "n_eligible" else 0}
+        return {"type": "integer", **bound, **described, "default": default}
+    bounds: dict[str, float] = {}
+    if name in POSITIVE_FIELDS:
+        bounds["exclusiveMinimum"] = 0
+    if name in UNIT_INTERVAL_FIELDS:
+        bounds |= {"minimum": 0, "maximum": 1}
+    if name == "age_min_years":
+        bounds["minimum"] = MIN_AGE_YEARS
+    return {"type": "number", **described, "default": default, **bounds}
+
+
+def design_schema() -> dict[str, Any]:
+    """The `synthetic:` section of the config schema: one key per design field (the study
+    dates excepted, which come from `definitions:`), and the seed."""
+    fields = [f for f in dataclasses.fields(SyntheticDesign) if f.name not in STUDY_DATES]
+    seed = {
+        "type": "integer",
+        "default": SEED,
+        "description": "Seed of the simulation; the same seed gives byte-identical exports.",
+    }
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object",
+        "default": {},
+        "additionalProperties": False,
+        "description": (
+            "The built-in synthetic cohort (used only when raw_dir is empty). Counts are exact "
+            "truths of the simulated cohort; the study period and data cutoff are those of "
+            "`definitions`."
+        ),
+        "properties": {"seed": seed} | {f.name: _field_schema(f) for f in fields},
+    }
+
+
+def design_schema_text() -> str:
+    import yaml
+
+    body = yaml.safe_dump(design_schema(), sort_keys=False, allow_unicode=True, width=92)
+    return DESIGN_SCHEMA_HEADER + body
 
 
 def _apportion(total: int, weights: Sequence[float], floor_one: bool = False) -> np.ndarray:

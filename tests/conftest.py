@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sinet_bm import checks, ingest
+from sinet_bm import ingest
+from sinet_bm.contract import Definitions
 from sinet_bm.simulate import SyntheticDesign, scaled, simulate_cohort, write_exports
 
 REPO = Path(__file__).resolve().parent.parent
@@ -40,9 +41,8 @@ def config() -> dict:
 def tiny(config) -> ingest.Validation:
     return ingest.validate_folder(
         TINY,
-        REPO / "schemas",
         ingest.format_from_config(config),
-        checks.definitions_from_config(config["definitions"]),
+        Definitions.from_config(config["definitions"]),
         strict=False,
     )
 

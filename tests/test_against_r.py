@@ -8,7 +8,7 @@ every number is then compared with ours. Datasets: the default synthetic cohort,
 simulated cohorts of other sizes and truths, and R's own classic data sets lung and veteran,
 exported by R during the test.
 
-The sensitivity estimates of DATA_CONTRACT section 4 go the same way through
+The sensitivity estimates (docs/estimates.md, section 4) go the same way through
 tests/r/sensitivity.R (see "section 4" below), on the same cohorts, one with SREs under
 antiresorptive exposure, veteran and mgus2.
 """
@@ -26,8 +26,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sinet_bm import checks, ingest, models, sensitivity
-from sinet_bm.endpoints import derive_endpoints, rules_from_config
+from sinet_bm import cohort as cohort_module
+from sinet_bm import estimators, ingest, results, sensitivity, survival
+from sinet_bm.contract import Definitions
+from sinet_bm.endpoints import derive_endpoints, populations
 from sinet_bm.simulate import (
     SyntheticDesign,
     design_from_config,
@@ -90,8 +92,8 @@ class Task:
 class Dataset:
     data: pd.DataFrame
     tasks: list[Task]
-    rows: dict[str, models.Row]
-    fits: dict[str, models.CoxFit]
+    rows: dict[str, results.Row]
+    fits: dict[str, estimators.CoxFit]
 
 
 @dataclass(frozen=True)
@@ -148,7 +150,7 @@ COHORT_TASKS = [
         "cox",
         "stage_iv & graded",
         ("os_months", "dead"),
-        tuple(models.ADJUSTED_TERMS.items()),
+        tuple(survival.ADJUSTED_TERMS.items()),
     ),
     Task("fisher", "test_functioning_bm", "fisher", "stage_iv", ("bm", "functioning")),
     Task("fisher", "test_sre_antiresorptive", "fisher", BM, ("antiresorptive", "sre")),
@@ -158,15 +160,64 @@ COHORT_TASKS = [
     binomial("prop_functioning", "TRUE", "functioning"),
     binomial("prop_functioning_bm", BM, "functioning"),
     binomial("prop_sstr_only", BM, "sstr_only"),
-    *(binomial(f"prop_{kind}", BM, f"bm_type == '{kind}'") for kind in models.BM_TYPES),
+    *(binomial(f"prop_{kind}", BM, f"bm_type == '{kind}'") for kind in cohort_module.BM_TYPES),
     binomial("prop_sre", BM, "sre"),
     *(
         binomial(f"prop_sre_{kind}", f"{BM} & bm_type == '{kind}'", "sre")
-        for kind in models.BM_TYPES
+        for kind in cohort_module.BM_TYPES
     ),
     binomial("prop_sre_antiresorptive", f"{BM} & antiresorptive", "sre"),
     binomial("prop_sre_no_antiresorptive", f"{BM} & !antiresorptive", "sre"),
 ]
+# Section 5: the same comparisons within functioning and non-functioning stage IV tumours,
+# and the model with the BM x functioning interaction. Terms without an estimate of their
+# own are compared under the names `<model>:<covariate>`.
+SUBGROUPS = {"functioning": "functioning", "nonfunctioning": "!functioning"}
+OTHER_TERMS = tuple(list(survival.ADJUSTED_TERMS.values())[1:])
+for name, condition in SUBGROUPS.items():
+    COHORT_TASKS += [
+        Task(
+            "km_median", f"median_os_bm_{name}", "km", f"{BM} & {condition}", ("os_months", "dead")
+        ),
+        Task(
+            "km_median",
+            f"median_os_no_bm_{name}",
+            "km",
+            f"stage_iv & !bm & {condition}",
+            ("os_months", "dead"),
+        ),
+        Task(
+            "logrank",
+            f"test_os_logrank_{name}",
+            "logrank",
+            f"stage_iv & {condition}",
+            ("os_months", "dead", "bm"),
+        ),
+        Task(
+            "cox_adjusted",
+            f"adjusted_{name}",
+            "cox",
+            f"stage_iv & graded & {condition}",
+            ("os_months", "dead"),
+            (
+                (f"hr_os_bm_adjusted_{name}", "bm"),
+                *tuple((f"adjusted_{name}:{term}", term) for term in OTHER_TERMS),
+            ),
+        ),
+    ]
+COHORT_TASKS.append(
+    Task(
+        "cox_adjusted",
+        "interaction",
+        "cox",
+        "stage_iv & graded",
+        ("os_months", "dead"),
+        (
+            ("test_bm_functioning_interaction", survival.INTERACTION),
+            *tuple((f"interaction:{term}", term) for term in ("bm", "functioning", *OTHER_TERMS)),
+        ),
+    )
+)
 # Estimates R is not asked for: counts, sample medians, and the PH test (survival 3's
 # cox.zph is an exact score test, not the contract's Grambsch-Therneau approximation).
 NOT_COMPARED = {
@@ -239,23 +290,37 @@ DATASETS = ["default", *SIMULATED, *CLASSIC]
 def endpoints_of(tables: dict[str, pd.DataFrame], folder: Path, config: dict) -> pd.DataFrame:
     """Export, validate and derive as the pipeline does."""
     write_exports(tables, folder)
-    rules = checks.definitions_from_config(config["definitions"])
+    definitions = Definitions.from_config(config["definitions"])
     fmt = ingest.format_from_config(config)
-    validation = ingest.validate_folder(folder, REPO / "schemas", fmt, rules, strict=False)
+    validation = ingest.validate_folder(folder, fmt, definitions, strict=False)
     assert not validation.has_errors, validation.findings.head()
-    return derive_endpoints(validation.tables, rules_from_config(config["definitions"]))
+    return derive_endpoints(validation.tables, Definitions.from_config(config["definitions"]))
 
 
 def cohort(endpoints: pd.DataFrame) -> Dataset:
     """The pipeline's own rows for the contract's ids; R gets the eligible patients."""
-    rows = models.cohort_estimates(endpoints, LEVEL) + models.survival_estimates(endpoints, LEVEL)
-    stage_iv = models.populations(endpoints)["stage_iv"].reset_index(drop=True)
-    adjusted = list(models.ADJUSTED_TERMS.values())
+    rows = cohort_module.cohort_estimates(endpoints, LEVEL) + survival.survival_estimates(
+        endpoints, LEVEL
+    )
+    stage_iv = populations(endpoints)["stage_iv"].reset_index(drop=True)
+    adjusted = list(survival.ADJUSTED_TERMS.values())
     fits = {  # the fits behind survival_estimates' rows, for their log-likelihoods
-        "crude": models.fit_cox(stage_iv, ["bm"], "os_months", "dead", LEVEL),
-        "adjusted": models.fit_cox(models.cox_data(stage_iv), adjusted, "os_months", "dead", LEVEL),
+        "crude": estimators.fit_cox(stage_iv, ["bm"], "os_months", "dead", LEVEL),
+        "adjusted": estimators.fit_cox(
+            survival.cox_data(stage_iv), adjusted, "os_months", "dead", LEVEL
+        ),
+        "interaction": survival.interaction_cox(stage_iv, LEVEL),
     }
-    eligible = models.populations(endpoints)["all"]
+    for name, population in (("functioning", True), ("nonfunctioning", False)):
+        group = stage_iv[stage_iv["functioning"] == population].reset_index(drop=True)
+        fits[f"adjusted_{name}"] = estimators.fit_cox(
+            survival.cox_data(group), adjusted, "os_months", "dead", LEVEL
+        )
+    for task in COHORT_TASKS:  # rows of the terms that have no estimate id of their own
+        if task.kind == "cox":
+            others = {e: c for e, c in task.terms if ":" in e}
+            rows += results.term_rows(fits[task.name], others, "stage_iv", LEVEL, task.name)
+    eligible = populations(endpoints)["all"]
     grade = eligible["grade"]
     data = eligible[
         [
@@ -277,6 +342,7 @@ def cohort(endpoints: pd.DataFrame) -> Dataset:
         g2=grade == "G2",
         g3=grade == "G3",
         visible=eligible["morphologic_visible"].fillna(False).astype(bool),
+        **{survival.INTERACTION: eligible["bm"] & eligible["functioning"]},
     )
     return Dataset(data, COHORT_TASKS, {row["estimate"]: row for row in rows}, fits)
 
@@ -291,31 +357,33 @@ def classic(
     time, dead, flag = data["time"], data["dead"], data["group"]
     n = len(data)
 
-    def km(name: str, durations: pd.Series, events: pd.Series) -> models.Row:
-        return models.km_median(name, "all", durations, events, LEVEL)
+    def km(name: str, durations: pd.Series, events: pd.Series) -> results.Row:
+        return estimators.km_median(name, "all", durations, events, LEVEL)
 
     rows = [
         km("median_group", time[flag], dead[flag]),
         km("median_other", time[~flag], dead[~flag]),
         km("median_followup", time, ~dead),
-        models.logrank("logrank", "all", time, dead, flag),
-        models.fisher_odds_ratio(
-            "fisher_death_by_group", "all", models.two_by_two(flag, dead), LEVEL, "death"
+        estimators.logrank("logrank", "all", time, dead, flag),
+        estimators.fisher_odds_ratio(
+            "fisher_death_by_group", "all", cohort_module.two_by_two(flag, dead), LEVEL, "death"
         ),
-        models.proportion("prop_dead", "all", int(dead.sum()), n, LEVEL),
-        models.proportion("prop_dead_group", "all", int(dead[flag].sum()), int(flag.sum()), LEVEL),
-        models.proportion(
+        estimators.proportion("prop_dead", "all", int(dead.sum()), n, LEVEL),
+        estimators.proportion(
+            "prop_dead_group", "all", int(dead[flag].sum()), int(flag.sum()), LEVEL
+        ),
+        estimators.proportion(
             "prop_dead_other", "all", int(dead[~flag].sum()), int((~flag).sum()), LEVEL
         ),
     ]
     fits = {
-        "crude": models.fit_cox(data, [group], "time", "dead", LEVEL),
-        "adjusted": models.fit_cox(data, list(adjusted), "time", "dead", LEVEL),
+        "crude": estimators.fit_cox(data, [group], "time", "dead", LEVEL),
+        "adjusted": estimators.fit_cox(data, list(adjusted), "time", "dead", LEVEL),
     }
     tasks = classic_tasks(group, adjusted)
     for task in tasks:
         if task.kind == "cox":
-            rows += models.cox_rows(fits[task.name], dict(task.terms), "all", LEVEL, task.name)
+            rows += results.term_rows(fits[task.name], dict(task.terms), "all", LEVEL, task.name)
     return Dataset(data, tasks, {row["estimate"]: row for row in rows}, fits)
 
 
@@ -442,8 +510,10 @@ def test_every_contract_estimate_r_can_compute_is_compared(
     tiny: ingest.Validation, config: dict
 ) -> None:
     """A new KM, Cox, Fisher or proportion estimate in the pipeline gets its R counterpart."""
-    endpoints = derive_endpoints(tiny.tables, rules_from_config(config["definitions"]))
-    rows = models.cohort_estimates(endpoints, LEVEL) + models.survival_estimates(endpoints, LEVEL)
+    endpoints = derive_endpoints(tiny.tables, Definitions.from_config(config["definitions"]))
+    rows = cohort_module.cohort_estimates(endpoints, LEVEL) + survival.survival_estimates(
+        endpoints, LEVEL
+    )
     compared = {t.name for t in COHORT_TASKS if t.kind != "cox"}
     compared |= {estimate for t in COHORT_TASKS for estimate, _ in t.terms}
     assert {row["estimate"] for row in rows} - compared == NOT_COMPARED
@@ -472,7 +542,7 @@ class SensitivityData:
     stage_iv: pd.DataFrame | None
     sre: pd.DataFrame | None
     settings: sensitivity.SensitivitySettings
-    rows: dict[str, models.Row]
+    rows: dict[str, results.Row]
 
     @property
     def sre_model(self) -> bool:
@@ -502,7 +572,7 @@ def compared_ids(settings: sensitivity.SensitivitySettings) -> set[str]:
 
 
 def time_varying_values(
-    fit: sensitivity.TimeVaryingFit, rows: dict[str, models.Row], terms: dict[str, str]
+    fit: estimators.TimeVaryingFit, rows: dict[str, results.Row], terms: dict[str, str]
 ) -> dict[str, float | None]:
     """A counting-process Cox model under cox.R's names; all None where we have no model."""
     fitter = fit.fitter
@@ -523,7 +593,7 @@ def our_sensitivity_values(data: SensitivityData) -> dict[str, float | None]:
     if data.stage_iv is not None:
         intervals = sensitivity.bm_intervals(data.stage_iv)
         terms = sensitivity.TIMEDEP_TERMS
-        fit = sensitivity.fit_time_varying(intervals, list(terms.values()), "dead", LEVEL)
+        fit = estimators.fit_time_varying(intervals, list(terms.values()), "dead", LEVEL)
         model = time_varying_values(fit, rows, terms)
         values |= prefixed("timedep", model) | prefixed("timedep_r", model)
         values["timedep_r.patients"] = rows["hr_os_bm_timedep"]["n"]
@@ -534,7 +604,7 @@ def our_sensitivity_values(data: SensitivityData) -> dict[str, float | None]:
         for group, estimate in ((1, "rmst_os_bm"), (0, "rmst_os_no_bm")):
             row = rows[estimate]
             patients = data.stage_iv[data.stage_iv["bm"] == bool(group)]
-            _, se = sensitivity.rmst(
+            _, se = estimators.rmst(
                 patients["os_months"], patients["dead"].astype(bool), settings.rmst_horizon_months
             )
             values |= prefixed(
@@ -561,9 +631,9 @@ def our_sensitivity_values(data: SensitivityData) -> dict[str, float | None]:
         intervals = sensitivity.exposure_intervals(data.sre)
         computable = rows["hr_sre_antiresorptive_timedep"]["value"] is not None
         fit = (
-            sensitivity.fit_time_varying(intervals, ["exposed"], "event", LEVEL)
+            estimators.fit_time_varying(intervals, ["exposed"], "event", LEVEL)
             if computable
-            else sensitivity.TimeVaryingFit(None, 0, "not computable")
+            else estimators.TimeVaryingFit(None, 0, "not computable")
         )
         model = time_varying_values(fit, rows, terms)
         values |= prefixed("sre_timedep", model) | prefixed("sre_timedep_r", model)
@@ -643,7 +713,7 @@ def curve_comparisons(sre: pd.DataFrame, curves: pd.DataFrame) -> list[Compariso
             comparisons.append(Comparison("cif_curve", f"{label}: times", 0, len(r_curve), EXACT))
             continue
         for cause in (1, 2):
-            ours = sensitivity.aalen_johansen(
+            ours = estimators.aalen_johansen(
                 group["time"].to_numpy(), group["cause"].to_numpy(), of=cause
             )
             comparisons += [
@@ -736,7 +806,7 @@ def cohort_sensitivity(
     endpoints: pd.DataFrame, settings: sensitivity.SensitivitySettings
 ) -> SensitivityData:
     """The pipeline's section 4 rows; R gets the stage IV patients and the SRE times."""
-    pop = models.populations(endpoints)
+    pop = populations(endpoints)
     rows = sensitivity.sensitivity_estimates(endpoints, settings, LEVEL)
     stage_iv = pop["stage_iv"].reset_index(drop=True)
     sre = sensitivity.sre_times(pop["bm"].reset_index(drop=True), settings.days_per_month)
@@ -904,7 +974,7 @@ def test_sre_model_has_a_finite_estimate_exactly_where_r_has_one(
 
 def test_every_section_4_estimate_is_compared(tiny: ingest.Validation, config: dict) -> None:
     """A new sensitivity estimate in the pipeline gets its R counterpart."""
-    endpoints = derive_endpoints(tiny.tables, rules_from_config(config["definitions"]))
+    endpoints = derive_endpoints(tiny.tables, Definitions.from_config(config["definitions"]))
     settings = sensitivity_settings(config)
     rows = sensitivity.sensitivity_estimates(endpoints, settings, LEVEL)
     assert {row["estimate"] for row in rows} == compared_ids(settings)

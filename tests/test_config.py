@@ -30,14 +30,9 @@ def test_the_defaults_dry_run(workdir):
         "estimate_survival",
         "estimate_sensitivity",
         "bootstrap_shard",
-        "bootstrap_ci",
         "bias_check_shard",
-        "check_immortal_time_bias",
         "collect_estimates",
-        "describe_cohort",
         "plot_figures",
-        "provenance",
-        "report_pdf",
         "report",
     ]:
         assert rule in result.stdout
@@ -81,9 +76,9 @@ def test_every_rule_asks_for_memory_and_time_that_grow_with_the_export(workdir, 
         write_exports(simulate_cohort(scaled(SyntheticDesign(), patients), seed=2), raw)
         sizes[patients] = planned_resources(workdir, raw)
     small, large = sizes[100], sizes[3000]
-    assert set(small) >= {"validate_exports", "bootstrap_shard", "report_pdf", "provenance"}
+    assert set(small) >= {"validate_exports", "bootstrap_shard", "report", "collect_estimates"}
     for rule, resources in small.items():
         assert int(resources["mem_mb"]) >= 300 and int(resources["runtime"]) >= 2, rule
     assert int(large["validate_exports"]["mem_mb"]) > int(small["validate_exports"]["mem_mb"])
     assert int(large["derive_endpoints"]["mem_mb"]) > int(small["derive_endpoints"]["mem_mb"])
-    assert large["report_pdf"] == small["report_pdf"]  # figures are bounded in size
+    assert large["bias_check_shard"] == small["bias_check_shard"]  # simulated, not the export

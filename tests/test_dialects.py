@@ -8,8 +8,9 @@ import pytest
 import yaml
 from conftest import copy_workflow, snakemake
 
-from sinet_bm import checks, ingest
-from sinet_bm.endpoints import derive_endpoints, rules_from_config
+from sinet_bm import ingest
+from sinet_bm.contract import Definitions
+from sinet_bm.endpoints import derive_endpoints
 from sinet_bm.simulate import SyntheticDesign, scaled, simulate_cohort, write_exports
 
 DATA = Path(__file__).parent / "data"
@@ -72,10 +73,10 @@ def exports(tmp_path_factory) -> dict[str, Path]:
 
 def endpoints_of(folder: Path, config: dict, overrides: dict) -> pd.DataFrame:
     fmt = ingest.format_from_config({**config, **overrides})
-    rules = checks.definitions_from_config(config["definitions"])
-    result = ingest.validate_folder(folder, REPO / "schemas", fmt, rules, strict=False)
+    definitions = Definitions.from_config(config["definitions"])
+    result = ingest.validate_folder(folder, fmt, definitions, strict=False)
     assert result.findings.empty, result.findings.head()
-    return derive_endpoints(result.tables, rules_from_config(config["definitions"]))
+    return derive_endpoints(result.tables, Definitions.from_config(config["definitions"]))
 
 
 def test_german_export_gives_the_same_endpoints(exports, config):
@@ -94,9 +95,8 @@ def test_a_missing_sheet_is_named(exports, config):
     fmt = ingest.format_from_config({**config, "raw_format": {"sheet": "Tabelle1"}})
     result = ingest.validate_folder(
         exports["xlsx"],
-        REPO / "schemas",
         fmt,
-        checks.definitions_from_config(config["definitions"]),
+        Definitions.from_config(config["definitions"]),
         strict=False,
     )
     assert set(result.findings["check"]) == {"sheet"}

@@ -9,14 +9,15 @@ birthday, period after the end).
 import pandas as pd
 import pytest
 
-from sinet_bm.endpoints import derive_endpoints, rules_from_config
+from sinet_bm.contract import Definitions
+from sinet_bm.endpoints import derive_endpoints
 
 MONTH = 30.4375
 
 
 @pytest.fixture(scope="module")
 def endpoints(tiny, config) -> pd.DataFrame:
-    frame = derive_endpoints(tiny.tables, rules_from_config(config["definitions"]))
+    frame = derive_endpoints(tiny.tables, Definitions.from_config(config["definitions"]))
     return frame.set_index("patient_id")
 
 
@@ -126,9 +127,9 @@ def test_overall_survival(endpoints):
 
 
 def test_cohort_flow_counts_sres_left_out_with_their_reason(tiny, config):
-    from sinet_bm.models import cohort_flow
+    from sinet_bm.cohort import cohort_flow
 
-    frame = derive_endpoints(tiny.tables, rules_from_config(config["definitions"]))
+    frame = derive_endpoints(tiny.tables, Definitions.from_config(config["definitions"]))
     flow = cohort_flow(frame).set_index(["step", "reason"])
     assert flow.loc[("exported", ""), "patients"] == 9
     assert flow.loc[("excluded", "diagnosis outside the study period"), "patients"] == 2

@@ -9,7 +9,6 @@ import re
 import signal
 import subprocess
 import time
-from datetime import datetime
 
 import numpy as np
 import pytest
@@ -19,13 +18,15 @@ from sinet_bm.provenance import without_timings
 
 pytestmark = pytest.mark.slow
 
-# one kill point in each third of the first 80% of an uninterrupted run, drawn once from a
-# fixed seed; the margin keeps the last point inside a run that goes faster than the measured
-# one (the other test worker's load varies)
-FRACTIONS = [
-    round(0.8 * float(third + fraction) / 3, 3)
-    for third, fraction in enumerate(np.random.default_rng(2026).uniform(0.1, 0.9, 3))
+# Kill points: after the k-th job has started (one k in each third of the run's jobs) and a
+# fraction of a second into it, drawn once from a fixed seed. Counting jobs rather than
+# seconds keeps every point inside the run however fast the machine is.
+RNG = np.random.default_rng(2026)
+KILL_POINTS = [
+    (int(RNG.integers(low, high)), round(float(RNG.uniform(0.05, 0.6)), 2))
+    for low, high in ((1, 4), (4, 8), (8, 11))
 ]
+JOB_START = re.compile(r"^(local)?rule \w+:$")
 NOT_RESULTS = {"logs", "benchmarks", "history"}  # run records, not results
 OTHER_TESTS = {"snakemake_report.html"}  # written into the session run's out_dir elsewhere
 
@@ -45,38 +46,36 @@ def results(out_dir) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(small_run) -> tuple[dict[str, str], float]:
-    """The session's small run: its results, and how long its jobs ran (from the first to
-    the last time stamp of its Snakemake log), within which the kill points fall."""
-    workdir = small_run[0]
-    log = sorted((workdir / ".snakemake" / "log").glob("*.snakemake.log"))[0]
-    stamps = [
-        datetime.strptime(stamp, "%a %b %d %H:%M:%S %Y")
-        for stamp in re.findall(r"^\[(\w{3} \w{3} +\d+ [\d:]+ \d{4})\]$", log.read_text(), re.M)
-    ]
-    return results(workdir / "out"), (stamps[-1] - stamps[0]).total_seconds()
+def uninterrupted(small_run) -> dict[str, str]:
+    """The session's small run: its results, which every interrupted run must end with."""
+    return results(small_run[0] / "out")
 
 
-@pytest.mark.parametrize("fraction", FRACTIONS)
+@pytest.mark.parametrize(("job", "delay"), KILL_POINTS)
 def test_a_killed_run_completes_with_identical_results(
-    small_run, uninterrupted, fraction, tmp_path
+    small_run, uninterrupted, job, delay, tmp_path
 ):
-    reference, elapsed = uninterrupted
     raw = small_run[1]
     workdir = copy_workflow(tmp_path / "repo")
     run = subprocess.Popen(
         [str(SNAKEMAKE), "--cores", "2", "--config", f"raw_dir={raw}", "out_dir=out"],
         cwd=workdir,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
         start_new_session=True,
         env={**os.environ, "SOURCE_DATE_EPOCH": SOURCE_DATE_EPOCH},
     )
-    time.sleep(fraction * elapsed)
+    started = 0
+    for line in run.stdout:
+        started += bool(JOB_START.match(line.strip()))
+        if started == job:
+            break
+    time.sleep(delay)
     assert run.poll() is None, "the run ended before the kill point"
     os.killpg(run.pid, signal.SIGKILL)
     run.wait()
-    print(f"killed after {fraction * elapsed:.1f} s of {elapsed:.1f} s")
+    print(f"killed {delay} s after job {job} started")
 
     locked = snakemake(workdir, "--config", f"raw_dir={raw}", "out_dir=out")
     if locked.returncode != 0:  # the killed run's lock is still there: Snakemake says so
@@ -85,6 +84,6 @@ def test_a_killed_run_completes_with_identical_results(
         assert unlock.returncode == 0, unlock.stderr[-2000:]
         rerun = snakemake(workdir, "--config", f"raw_dir={raw}", "out_dir=out")
         assert rerun.returncode == 0, rerun.stderr[-3000:]
-    assert results(workdir / "out") == reference
+    assert results(workdir / "out") == uninterrupted
     again = snakemake(workdir, "--config", f"raw_dir={raw}", "out_dir=out")
     assert "Nothing to be done" in again.stdout + again.stderr

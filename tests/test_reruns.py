@@ -2,7 +2,10 @@
 planned jobs (--dry-run --summary, --list-changes) and executed jobs are the exact sets the
 change calls for, and the refresh changelog the report shows."""
 
+import ast
 import json
+import modulefinder
+import os
 import re
 import shutil
 from pathlib import Path
@@ -19,19 +22,15 @@ DATA_STEPS = {
     "validate_exports",
     "derive_endpoints",
     "bootstrap_shard",
-    "bootstrap_ci",
     "estimate_cohort",
     "estimate_survival",
     "estimate_sensitivity",
     "collect_estimates",
-    "describe_cohort",
-    "refresh_changelog",
     "plot_figures",
-    "provenance",
     "report",
-    "report_pdf",
 }
-REPORTING = {"provenance", "report", "report_pdf"}
+REPORTING = {"report"}
+SHARDS = {"bootstrap_shard": 2, "bias_check_shard": 1}
 
 
 def job_counts(output: str) -> dict[str, int]:
@@ -101,8 +100,8 @@ class Study:
         return json.loads((self.workdir / "out" / name).read_text())
 
 
-def expected(*steps: str, shards: int = 2) -> dict[str, int]:
-    return {step: shards if step.endswith("_shard") else 1 for step in steps}
+def expected(*steps: str) -> dict[str, int]:
+    return {step: SHARDS.get(step, 1) for step in steps}
 
 
 def export_tables(patients: int) -> dict[str, pd.DataFrame]:
@@ -132,51 +131,140 @@ def test_first_run_has_nothing_to_compare(study):
     assert (study.workdir / "out" / "refresh" / "history" / "last.json").is_file()
 
 
-@pytest.mark.parametrize(
-    ("path", "steps", "outputs"),
-    [
-        ("sinet_bm/figures.py", {"plot_figures", *REPORTING}, None),
-        (
-            "scripts/bias_check_shard.py",
-            {"bias_check_shard", "check_immortal_time_bias", *REPORTING},
-            "out/bias_check/shard_",
-        ),
-    ],
-)
-def test_a_code_change_reruns_its_rule_and_what_depends_on_it(study, path, steps, outputs):
-    with (study.workdir / path).open("a") as handle:
+# ---------------------------------------------------------------------------------------
+# code changes: the rerun sets, against the package's import graph
+
+
+def rule_scripts(workdir: Path) -> dict[str, Path]:
+    """Each rule's script, by the workflow's convention: scripts/<rule>.py."""
+    return {path.stem: path for path in (workdir / "scripts").glob("*.py")}
+
+
+def modules_run_by(script: Path, workdir: Path) -> set[str]:
+    """The package modules a script runs, found by Python's own modulefinder (not by the
+    workflow's source walk), searching the workflow folder only."""
+    finder = modulefinder.ModuleFinder(path=[str(workdir)])
+    finder.run_script(str(script))
+    return {name.split(".")[1] for name in finder.modules if name.startswith("sinet_bm.")}
+
+
+def modules_reading(path: Path, workdir: Path) -> set[str]:
+    """Modules whose code names the file: a template or the estimates catalogue by its file
+    name, a table's schema through the schemas folder."""
+    table_schema = path.parent.name == "schemas" and path.name != "estimates.yaml"
+    wanted = "schemas" if table_schema else path.name
+    readers = set()
+    for module in (workdir / "sinet_bm").glob("*.py"):
+        constants = {
+            node.value
+            for node in ast.walk(ast.parse(module.read_text()))
+            if isinstance(node, ast.Constant) and isinstance(node.value, str)
+        }
+        if wanted in constants:
+            readers.add(module.stem)
+    return readers
+
+
+def rule_graph(workdir: Path) -> dict[str, set[str]]:
+    """rule -> the rules that read its outputs, from Snakemake's rule graph."""
+    graph = snakemake(workdir, "--rulegraph", "--config", "out_dir=out", "raw_dir=exports")
+    labels = dict(re.findall(r"^\s*(\d+)\[label = \"(\w+)\"", graph.stdout, flags=re.M))
+    edges = re.findall(r"^\s*(\d+) -> (\d+)", graph.stdout, flags=re.M)
+    readers: dict[str, set[str]] = {rule: set() for rule in labels.values()}
+    for a, b in edges:
+        readers[labels[a]].add(labels[b])
+    return readers
+
+
+def downstream(graph: dict[str, set[str]], rules: set[str]) -> set[str]:
+    """The rules and everything that depends on their outputs."""
+    found, todo = set(), set(rules)
+    while todo:
+        rule = todo.pop()
+        found.add(rule)
+        todo |= graph[rule] - found
+    return found - {"all"}
+
+
+COMMENT = {
+    ".py": "\n# edited\n",
+    ".yaml": "\n# edited\n",
+    ".html": "{# edited #}\n",
+    ".css": "/* edited */\n",
+}
+# The config schemas are read when Snakemake starts, not by a step.
+NOT_STEP_INPUTS = {"config.schema.yaml", "synthetic.schema.yaml"}
+
+
+def edited_files(workdir: Path) -> list[Path]:
+    return sorted(
+        [
+            *(workdir / "sinet_bm").glob("*.py"),
+            *(workdir / "sinet_bm" / "templates").iterdir(),
+            *(p for p in (workdir / "schemas").glob("*.yaml") if p.name not in NOT_STEP_INPUTS),
+        ]
+    )
+
+
+def test_a_package_change_reruns_exactly_the_steps_that_run_it(study):
+    """Appending a comment to each module, template and schema in turn plans exactly the
+    rules whose scripts reach it (modulefinder) and the rules downstream of them."""
+    workdir = study.workdir
+    graph = rule_graph(workdir)
+    scripts = rule_scripts(workdir)
+    reach = {rule: modules_run_by(script, workdir) for rule, script in scripts.items()}
+    table = []
+    for path in edited_files(workdir):
+        if path.name == "__init__.py":  # runs with every module of the package
+            users = {rule for rule, modules in reach.items() if modules}
+        elif path.suffix == ".py":
+            users = {rule for rule, modules in reach.items() if path.stem in modules}
+        else:
+            readers = modules_reading(path, workdir)
+            assert readers, f"no module reads {path.name}"
+            users = {rule for rule, modules in reach.items() if modules & readers}
+        users &= {"validate_exports", *DATA_STEPS, "bias_check_shard"}  # no simulate: raw_dir
+        expected_rules = downstream(graph, users)
+        original, stat = path.read_bytes(), path.stat()
+        try:
+            path.write_bytes(original + COMMENT[path.suffix].encode())
+            dry = study.run("--dry-run")
+            assert dry.returncode == 0, dry.stderr[-3000:]
+            jobs = job_counts(dry.stdout) if "Job stats" in dry.stdout else {}
+        finally:
+            path.write_bytes(original)
+            os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+        table.append((path.relative_to(workdir), sorted(jobs)))
+        assert set(jobs) == expected_rules, path.name
+    assert study.planned() == ({}, set()), "every file back: nothing to do"
+    print("\n".join(f"{path}: {', '.join(rules)}" for path, rules in table))
+
+
+def test_a_script_change_reruns_its_rule_and_what_depends_on_it(study):
+    with (study.workdir / "scripts" / "bias_check_shard.py").open("a") as handle:
         handle.write("\n# edited\n")
+    steps = {"bias_check_shard", "collect_estimates", "plot_figures", *REPORTING}
     jobs, pending = study.planned()
     assert jobs == expected(*steps)
     assert pending == steps
-    changed = study.list_changes("code")
-    if outputs:  # a script is the rule's code; a package module is one of its inputs
-        assert changed and all(path.startswith(outputs) for path in changed), changed
-    else:
-        assert changed == set()
+    changed = study.list_changes("code")  # a script is the rule's code
+    assert changed and all(path.startswith("out/bias_check/shard_") for path in changed), changed
     assert study.rerun() == jobs
 
 
 @pytest.mark.parametrize(
     ("override", "steps", "told"),
     [
-        ("privacy: {min_cell_count: 3}", REPORTING, {"provenance", "report"}),
+        ("privacy: {min_cell_count: 3}", REPORTING, {"report"}),
         (
             "bootstrap: {replicates: 150}",
-            {
-                "bootstrap_shard",
-                "bootstrap_ci",
-                "collect_estimates",
-                "refresh_changelog",
-                "plot_figures",
-                *REPORTING,
-            },
-            {"bootstrap_shard", "bootstrap_ci", "provenance", "report"},
+            {"bootstrap_shard", "collect_estimates", "plot_figures", *REPORTING},
+            {"bootstrap_shard", "collect_estimates", "report"},
         ),
         (
             "sensitivity: {bias_check: {replicates: 6}}",
-            {"bias_check_shard", "check_immortal_time_bias", *REPORTING},
-            {"bias_check_shard", "provenance", "report"},
+            {"bias_check_shard", "collect_estimates", "plot_figures", *REPORTING},
+            {"bias_check_shard", "report"},
         ),
     ],
 )
@@ -241,7 +329,7 @@ def test_a_refreshed_export_reruns_the_data_steps_and_tells_what_changed(study):
     assert "1 patients added" not in html
 
     # the same export again after a code change still compares with the export before it
-    with (study.workdir / "scripts" / "refresh_changelog.py").open("a") as handle:
+    with (study.workdir / "scripts" / "report.py").open("a") as handle:
         handle.write("\n# edited\n")
-    assert study.rerun() == expected("refresh_changelog", *REPORTING)
+    assert study.rerun() == expected(*REPORTING)
     assert study.json("refresh/changelog.json") == changes

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sinet_bm import replicates, sensitivity
+from sinet_bm import estimators, replicates, sensitivity
 
 LEVEL = 0.95
 
@@ -37,7 +37,7 @@ def test_bm_switches_on_at_the_bm_date():
 
 def test_rmst_and_its_standard_error_by_hand():
     # Deaths at 2, 4, 6 of three patients; horizon 5: area 2 + 2 * 2/3 + 1 * 1/3.
-    mean, se = sensitivity.rmst(pd.Series([2.0, 4, 6]), pd.Series([True, True, True]), 5)
+    mean, se = estimators.rmst(pd.Series([2.0, 4, 6]), pd.Series([True, True, True]), 5)
     assert mean == pytest.approx(2 + 4 / 3 + 1 / 3)
     # A(2) = 2 * 2/3 + 1/3, n = 3, d = 1; A(4) = 1/3, n = 2, d = 1.
     variance = (4 / 3 + 1 / 3) ** 2 / (3 * 2) + (1 / 3) ** 2 / (2 * 1)
@@ -45,24 +45,24 @@ def test_rmst_and_its_standard_error_by_hand():
 
 
 def test_rmst_extends_the_curve_flat_past_its_last_time():
-    mean, _ = sensitivity.rmst(pd.Series([2.0, 4]), pd.Series([True, False]), 10)
+    mean, _ = estimators.rmst(pd.Series([2.0, 4]), pd.Series([True, False]), 10)
     assert mean == pytest.approx(2 + 8 * 0.5)
 
 
 def test_aalen_johansen_with_tied_competing_events_by_hand():
     time = np.array([1.0, 1, 2, 3, 3])
     cause = np.array([1, 2, 1, 0, 2])
-    curve = sensitivity.aalen_johansen(time, cause)
+    curve = estimators.aalen_johansen(time, cause)
     # t=1: 5 at risk, one SRE and one death: CIF 1/5, S 3/5; t=2: 3 at risk, one SRE:
     # CIF += 3/5 * 1/3; t=3: a death and a censoring, CIF stays.
     assert curve["cif"].tolist() == pytest.approx([0.2, 0.4, 0.4])
     assert curve["at_risk"].tolist() == [5, 3, 2]
-    competing = sensitivity.aalen_johansen(time, cause, of=2)
+    competing = estimators.aalen_johansen(time, cause, of=2)
     assert competing["cif"].iloc[-1] + curve["cif"].iloc[-1] == pytest.approx(1 - 0.4 * 0.5)
 
 
 def test_cif_beyond_the_last_follow_up_is_unknown():
-    curve = sensitivity.aalen_johansen(np.array([1.0, 5]), np.array([1, 0]))
+    curve = estimators.aalen_johansen(np.array([1.0, 5]), np.array([1, 0]))
     assert sensitivity.cif_at(curve, 3, last_time=5) == 0.5
     assert sensitivity.cif_at(curve, 6, last_time=5) is None
 
@@ -105,15 +105,16 @@ def test_no_sre_under_exposure_gives_no_hazard_ratio_and_says_why():
 
 
 def test_naive_bm_hazard_ratio_shows_immortal_time_bias_and_the_time_dependent_does_not(config):
-    from sinet_bm.endpoints import derive_endpoints, rules_from_config
+    from sinet_bm.contract import Definitions
+    from sinet_bm.endpoints import derive_endpoints
     from sinet_bm.simulate import SyntheticDesign, scaled, simulate_cohort
 
     check = replicates.BiasCheck(**config["sensitivity"]["bias_check"])
     design = scaled(SyntheticDesign(), check.n_eligible)
-    rules = rules_from_config(config["definitions"])
+    definitions = Definitions.from_config(config["definitions"])
     table = replicates.bias_check_summary(
-        replicates.bias_check_replicates(
-            lambda seed: derive_endpoints(simulate_cohort(design, seed), rules),
+        sensitivity.bias_check_replicates(
+            lambda seed: derive_endpoints(simulate_cohort(design, seed), definitions),
             range(check.replicates),
             check,
             LEVEL,
@@ -165,7 +166,7 @@ def test_counting_process_cox_equals_lifelines_time_varying_fitter():
         ]
     )
     rows = rows[rows["stop"] > rows["start"]].assign(age=lambda f: rng.normal(60, 10, len(f)))
-    ours = sensitivity.fit_time_varying(rows, ["x", "age"], "dead", LEVEL).fitter
+    ours = estimators.fit_time_varying(rows, ["x", "age"], "dead", LEVEL).fitter
     reference = CoxTimeVaryingFitter().fit(
         rows,
         id_col="id",

@@ -394,3 +394,12 @@ def test_design_from_config_sets_every_field_and_ignores_the_seed():
 def test_design_from_config_rejects_bad_values(synthetic, message):
     with pytest.raises(ValueError, match=message):
         design_from_config(synthetic)
+
+
+def test_the_config_schema_of_the_design_is_generated_from_it():
+    """schemas/synthetic.schema.yaml is SyntheticDesign's fields, defaults and descriptions
+    (`make schemas` writes it), so the two cannot drift apart."""
+    from sinet_bm.simulate import design_schema_text
+
+    path = Path(__file__).resolve().parent.parent / "schemas" / "synthetic.schema.yaml"
+    assert path.read_text() == design_schema_text(), "run `make schemas`"

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from sinet_bm import checks, ingest
+from sinet_bm import checks, contract, findings, ingest
+from sinet_bm.contract import Definitions
 
 DATA = Path(__file__).parent / "data"
 CORPUS = yaml.safe_load((DATA / "invalid_exports.yaml").read_text())
@@ -48,8 +49,8 @@ def edit_export(folder: Path, edit: dict) -> None:
 
 def validate(folder: Path, config: dict, **format_overrides) -> ingest.Validation:
     fmt = ingest.format_from_config({**config, **format_overrides})
-    rules = checks.definitions_from_config(config["definitions"])
-    return ingest.validate_folder(folder, REPO / "schemas", fmt, rules, strict=False)
+    definitions = Definitions.from_config(config["definitions"])
+    return ingest.validate_folder(folder, fmt, definitions, strict=False)
 
 
 def found(result: ingest.Validation) -> list[list]:
@@ -84,7 +85,7 @@ def test_corpus_case_gives_exactly_its_findings(case, config, tmp_path):
 
 
 def test_every_contract_rule_is_broken_by_some_case():
-    schemas = {t: checks.load_schema(REPO / "schemas", t) for t in checks.TABLES}
+    schemas = {t: checks.load_schema(t) for t in contract.TABLES}
     catalogue = checks.catalogue(schemas)
     covered = {
         (finding[1].split(".")[0], finding[3], finding[4])
@@ -104,9 +105,8 @@ def test_strict_turns_warnings_into_errors(config, tmp_path):
     shutil.copytree(DATA / "tiny", folder)
     result = ingest.validate_folder(
         folder,
-        REPO / "schemas",
         ingest.format_from_config(config),
-        checks.definitions_from_config(config["definitions"]),
+        Definitions.from_config(config["definitions"]),
         strict=True,
     )
     assert found(result) == [["error", "skeletal_events.csv", 3, "event_date", "sre_before_bm"]]
@@ -142,7 +142,7 @@ def test_blank_lines_do_not_shift_reported_lines(config, tmp_path):
 
 
 def test_issues_csv_neutralises_formulas_and_keeps_the_format(tmp_path):
-    findings = checks.findings_frame(
+    frame = findings.findings_frame(
         "patients.csv",
         "category",
         "sex '=HYPERLINK(\"x\")' is not one of",
@@ -150,15 +150,15 @@ def test_issues_csv_neutralises_formulas_and_keeps_the_format(tmp_path):
         column="sex",
         value='=HYPERLINK("x")',
     )
-    checks.write_issues(findings, tmp_path / "issues.csv")
+    findings.write_issues(frame, tmp_path / "issues.csv")
     written = pd.read_csv(tmp_path / "issues.csv", dtype=str)
-    assert list(written.columns) == checks.FINDING_COLUMNS
+    assert list(written.columns) == findings.FINDING_COLUMNS
     assert written.loc[0, "value"] == '\'=HYPERLINK("x")'
     assert not written.loc[0, "message"].startswith("=")
 
 
 def test_the_findings_page_escapes_values_from_exports(config, tmp_path):
-    from sinet_bm.report import render_validation_page
+    from sinet_bm.findings import render_validation_page
 
     folder = clean_export(tmp_path)
     edit_export(folder, {"set": ["patients.csv", 3, "sex", "<script>alert(1)</script>"]})
@@ -170,7 +170,7 @@ def test_the_findings_page_escapes_values_from_exports(config, tmp_path):
 
 
 def test_the_findings_page_lists_the_checks_when_all_pass(config):
-    from sinet_bm.report import render_validation_page
+    from sinet_bm.findings import render_validation_page
 
     result = validate(DATA / "tiny", config)
     page = render_validation_page(result.findings, result.checks, result.rows, "tiny", False)

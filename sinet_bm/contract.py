@@ -1,0 +1,112 @@
+"""The data contract's facts, each written once: the export tables and their categories
+(read from the pandera schemas in `schemas/`, which validation runs), and the section 2
+definitions that turn exports into endpoints (read from the config).
+
+Validation, endpoint derivation, the simulator, the analyses and the documentation all take
+these from here, so that a category or a threshold cannot differ between them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
+TABLES = ("patients", "imaging", "therapies", "skeletal_events")
+CHILD_TABLES = TABLES[1:]
+# Therapies that count as antiresorptive unless the config says otherwise (its default).
+ANTIRESORPTIVE_THERAPIES = ("denosumab", "zoledronic_acid", "other_bisphosphonate")
+# Files this module reads (one schema per table): steps that use it rerun when one changes.
+USES = (
+    "schemas/patients.yaml",
+    "schemas/imaging.yaml",
+    "schemas/therapies.yaml",
+    "schemas/skeletal_events.yaml",
+)
+
+
+@cache
+def table_schema(table: str) -> dict[str, Any]:
+    """The pandera schema of one export, as the YAML mapping it is written in."""
+    return yaml.safe_load((SCHEMA_DIR / f"{table}.yaml").read_text())
+
+
+def columns(table: str) -> tuple[str, ...]:
+    return tuple(table_schema(table)["columns"])
+
+
+def categories(table: str, column: str) -> tuple[str, ...]:
+    """The allowed values of a category column, in the contract's order."""
+    return tuple(table_schema(table)["columns"][column]["isin"])
+
+
+def unique_key(table: str) -> tuple[str, ...]:
+    return tuple(table_schema(table).get("unique") or ())
+
+
+@dataclass(frozen=True)
+class Definitions:
+    """Section 2 of the contract: every constant that derives endpoints from exports.
+
+    The config's `definitions:` mapping is its only source; validation (cutoff, exam
+    warning, Ki-67 cut-offs) and derivation (period, age, months, antiresorptives) read the
+    same object.
+    """
+
+    data_cutoff: pd.Timestamp
+    study_start: pd.Timestamp
+    study_end: pd.Timestamp
+    min_age_years: float
+    days_per_month: float
+    days_per_year: float
+    exam_before_diagnosis_warning_days: int
+    ki67_g1_below: float
+    ki67_g2_max: float
+    antiresorptive_therapies: tuple[str, ...]
+
+    @classmethod
+    def from_config(cls, definitions: Mapping[str, Any]) -> Definitions:
+        return cls(
+            data_cutoff=pd.Timestamp(definitions["data_cutoff"]),
+            study_start=pd.Timestamp(definitions["study_start"]),
+            study_end=pd.Timestamp(definitions["study_end"]),
+            min_age_years=float(definitions["min_age_years"]),
+            days_per_month=float(definitions["days_per_month"]),
+            days_per_year=float(definitions["days_per_year"]),
+            exam_before_diagnosis_warning_days=int(
+                definitions["exam_before_diagnosis_warning_days"]
+            ),
+            ki67_g1_below=float(definitions["ki67_g1_below"]),
+            ki67_g2_max=float(definitions["ki67_g2_max"]),
+            antiresorptive_therapies=tuple(definitions["antiresorptive_therapies"]),
+        )
+
+
+def derive_grade(ki67: pd.Series, definitions: Definitions) -> pd.Series:
+    """WHO 2019 grade from Ki-67: below the G1 cut-off → G1, up to the G2 maximum → G2,
+    above → G3; missing Ki-67 gives no grade."""
+    g1, g2, g3 = categories("patients", "grade")
+    grade = np.select(
+        [
+            ki67 < definitions.ki67_g1_below,
+            ki67 <= definitions.ki67_g2_max,
+            ki67 > definitions.ki67_g2_max,
+        ],
+        [g1, g2, g3],
+        default="",
+    )
+    return pd.Series(grade, index=ki67.index).replace("", None)
+
+
+def first_positive_exam(imaging: pd.DataFrame) -> pd.Series:
+    """BM date per patient: the first exam with bone uptake or a morphologic bone lesion
+    (validation needs it for SREs before any positive imaging, derivation for BM)."""
+    positive = imaging["bone_sstr_uptake"].fillna(False) | imaging["bone_morphologic"].fillna(False)
+    return imaging.loc[positive.astype(bool)].groupby("patient_id")["exam_date"].min()

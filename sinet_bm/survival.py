@@ -1,0 +1,137 @@
+"""Overall survival by BM status (docs/estimates.md, sections 3 and 5).
+
+Section 3: in stage IV, Kaplan–Meier medians, the log-rank test, Cox models crude and
+adjusted for age, sex and grade, and the proportional-hazards check. Section 5, the paper's
+title claim ("especially in functioning tumours"): the same comparison within functioning
+and non-functioning tumours, and the BM × functioning interaction in one model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+
+from sinet_bm.endpoints import populations, stage_iv_of
+from sinet_bm.estimators import (
+    CoxFit,
+    fit_cox,
+    km_median,
+    logrank,
+    schoenfeld_global,
+    schoenfeld_tests,
+)
+from sinet_bm.results import Row, row, term_rows
+
+ADJUSTED_TERMS = {
+    "hr_os_bm_adjusted": "bm",
+    "hr_os_age_adjusted": "age_years",
+    "hr_os_male_adjusted": "male",
+    "hr_os_g2_adjusted": "g2",
+    "hr_os_g3_adjusted": "g3",
+}
+ADJUSTED = "Cox adjusted for age, sex and grade (complete cases)"
+# Section 5: the subgroups by functioning status, and their population names.
+SUBGROUPS = {"functioning": True, "nonfunctioning": False}
+INTERACTION = "bm_x_functioning"
+
+
+def cox_data(stage_iv: pd.DataFrame, keep: Sequence[str] = ()) -> pd.DataFrame:
+    """Model frame: OS, BM, age per year, male, G2 and G3 against G1; complete cases."""
+    columns = ["os_months", "dead", "bm", "age_years", "male", "grade", *keep]
+    data = stage_iv[columns].copy()
+    data = data[data["grade"].notna()]
+    data["g2"] = data["grade"] == "G2"
+    data["g3"] = data["grade"] == "G3"
+    return data.drop(columns="grade").reset_index(drop=True)
+
+
+def adjusted_cox(endpoints: pd.DataFrame, level: float) -> CoxFit:
+    stage_iv = stage_iv_of(endpoints)
+    return fit_cox(cox_data(stage_iv), list(ADJUSTED_TERMS.values()), "os_months", "dead", level)
+
+
+def ph_tests_table(fit: CoxFit) -> pd.DataFrame:
+    """The PH check per covariate, for the report's appendix (empty if the model failed)."""
+    if fit.fitter is None:
+        return pd.DataFrame(columns=["term", "chi_square", "df", "p_value"])
+    return schoenfeld_tests(fit)
+
+
+def os_by_bm(stage_iv: pd.DataFrame, population: str, suffix: str, level: float) -> list[Row]:
+    """KM medians of OS with and without BM, and the log-rank test between them."""
+    time, dead, bm = stage_iv["os_months"], stage_iv["dead"].astype(bool), stage_iv["bm"]
+    return [
+        km_median(f"median_os_bm{suffix}", population, time[bm], dead[bm], level),
+        km_median(f"median_os_no_bm{suffix}", population, time[~bm], dead[~bm], level),
+        logrank(f"test_os_logrank{suffix}", population, time, dead, bm.astype(bool)),
+    ]
+
+
+def survival_estimates(endpoints: pd.DataFrame, level: float) -> list[Row]:
+    """Section 3's OS estimates in stage IV, then section 5's subgroups."""
+    stage_iv = stage_iv_of(endpoints)
+    rows = os_by_bm(stage_iv, "stage_iv", "", level)
+    crude = fit_cox(stage_iv, ["bm"], "os_months", "dead", level)
+    rows += term_rows(crude, {"hr_os_bm_crude": "bm"}, "stage_iv", level, "Cox, BM only")
+    adjusted = adjusted_cox(endpoints, level)
+    rows += term_rows(adjusted, ADJUSTED_TERMS, "stage_iv", level, ADJUSTED)
+    rows.append(ph_test_row(adjusted))
+    return rows + subgroup_estimates(endpoints, level)
+
+
+def ph_test_row(fit: CoxFit) -> Row:
+    if fit.fitter is None:
+        return row(
+            "test_ph_global",
+            "stage_iv",
+            fit.n,
+            method=f"Schoenfeld global test: not computable, {fit.failure}",
+        )
+    statistic, p_value, df = schoenfeld_global(fit)
+    return row(
+        "test_ph_global",
+        "stage_iv",
+        fit.n,
+        statistic,
+        p_value=p_value,
+        method=f"Grambsch-Therneau global test of scaled Schoenfeld residuals, KM-transformed "
+        f"time; chi-square with {df} df",
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# section 5: BM and survival by functioning status
+
+
+def subgroup_estimates(endpoints: pd.DataFrame, level: float) -> list[Row]:
+    """Within functioning and non-functioning stage IV tumours: KM medians, log-rank and the
+    adjusted BM hazard ratio; then the interaction of BM with functioning status."""
+    pop = populations(endpoints)
+    rows = []
+    for name in SUBGROUPS:
+        population = f"stage_iv_{name}"
+        group = pop[population].reset_index(drop=True)
+        rows += os_by_bm(group, population, f"_{name}", level)
+        fit = fit_cox(cox_data(group), list(ADJUSTED_TERMS.values()), "os_months", "dead", level)
+        what = f"{ADJUSTED}, {name} tumours only"
+        rows += term_rows(fit, {f"hr_os_bm_adjusted_{name}": "bm"}, population, level, what)
+    rows += term_rows(
+        interaction_cox(pop["stage_iv"], level),
+        {"test_bm_functioning_interaction": INTERACTION},
+        "stage_iv",
+        level,
+        "Cox with BM, functioning and BM x functioning, adjusted for age, sex and grade "
+        "(complete cases, functioning known): ratio of the BM hazard ratios, functioning over "
+        "non-functioning",
+    )
+    return rows
+
+
+def interaction_cox(stage_iv: pd.DataFrame, level: float) -> CoxFit:
+    data = cox_data(stage_iv, keep=["functioning"])
+    data = data[data["functioning"].notna()].reset_index(drop=True)
+    data["functioning"] = data["functioning"].astype(bool)
+    data[INTERACTION] = data["bm"] & data["functioning"]
+    covariates = ["bm", "functioning", INTERACTION, *list(ADJUSTED_TERMS.values())[1:]]
+    return fit_cox(data, covariates, "os_months", "dead", level)

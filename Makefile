@@ -2,6 +2,12 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# Snakemake loads every executor plugin it finds at each start, and the SLURM plugin then
+# asks SLURM's controller for its configuration: where none answers that costs seconds per
+# start. So the plugin lives in an environment of its own, layered on .venv, used only to
+# submit to a cluster (`make slurm`).
+SLURM_VENV := .venv-slurm
+SLURM_PLUGINS := ^snakemake-executor-plugin-slurm
 CORES ?= all
 # Test files run on two workers: the SLURM tests spend most of their time waiting for the
 # scheduler, and the other files run meanwhile.
@@ -12,14 +18,31 @@ TEST_WORKERS ?= 2
 REPORT_DEBS := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core
 TEST_DEBS := $(REPORT_DEBS) chromium poppler-utils r-base-core r-cran-survival slurm-wlm munge
 
-.PHONY: run test lint format schemas clean report-deps test-deps
+.PHONY: run test lint format schemas slurm clean report-deps test-deps
 
 $(BIN)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -r requirements.lock
+	grep -v '$(SLURM_PLUGINS)' requirements.lock | $(BIN)/pip install --quiet -r /dev/stdin
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
+
+# .venv-slurm sees everything installed in .venv (a .pth file adds its site-packages) and
+# adds the two SLURM plugins, pinned in requirements.lock; its own `snakemake` launcher
+# makes the jobs that SLURM starts run with the same environment.
+$(SLURM_VENV)/.installed: $(BIN)/.installed requirements.lock
+	$(BIN)/python -m venv --without-pip $(SLURM_VENV)
+	base=$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'); \
+	here=$$($(SLURM_VENV)/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'); \
+	echo "import site; site.addsitedir('$$(realpath $$base)')" > $$here/sinet_bm_base.pth
+	grep '$(SLURM_PLUGINS)' requirements.lock | $(SLURM_VENV)/bin/python -m pip install \
+		--quiet --no-deps --ignore-installed -r /dev/stdin
+	printf '#!%s\nimport sys\nfrom snakemake.cli import main\nsys.exit(main())\n' \
+		"$$(realpath $(SLURM_VENV))/bin/python" > $(SLURM_VENV)/bin/snakemake
+	chmod +x $(SLURM_VENV)/bin/snakemake
+	touch $@
+
+slurm: $(SLURM_VENV)/.installed
 
 define install_debs
 	@missing=$$(for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -44,7 +67,7 @@ test-deps:
 run: $(BIN)/.installed report-deps
 	$(BIN)/snakemake --cores $(CORES)
 
-test: $(BIN)/.installed test-deps
+test: $(BIN)/.installed $(SLURM_VENV)/.installed test-deps
 	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 lint: $(BIN)/.installed

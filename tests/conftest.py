@@ -1,10 +1,19 @@
-"""Shared fixtures: the config, the tiny hand-made export, and real Snakemake runs."""
+"""Shared fixtures: the config, the tiny hand-made export, and real Snakemake runs.
 
+The finished runs are made once per test session, whichever test worker asks first (a file
+lock in the session's temporary folder), and only read by the tests: a test that runs
+Snakemake again copies the run's folder first.
+"""
+
+import fcntl
 import hashlib
+import json
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -84,15 +93,66 @@ def digest(folder: Path) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
 
 
+@contextmanager
+def exclusive(lock: Path):
+    with open(lock, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def shared_folder(tmp_path_factory, name: str, build: Callable[[Path], None]) -> Path:
+    """A folder built once for the whole session, by the first test worker that needs it."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # shared by the workers
+    folder = root / name
+    with exclusive(root / f"{name}.lock"):
+        if not (folder / ".finished").is_file():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            build(folder)
+            (folder / ".finished").touch()
+    return folder
+
+
+def copy_run(run: Path, target: Path) -> Path:
+    """A private copy of a finished run's workflow folder (results and Snakemake's records
+    included), for a test that runs Snakemake in it."""
+    shutil.copytree(run, target, symlinks=True)
+    return target
+
+
+SMALL_EXPORT_PATIENTS = 120
+
+
+def small_tables():
+    return simulate_cohort(scaled(SyntheticDesign(), SMALL_EXPORT_PATIENTS), seed=5)
+
+
 @pytest.fixture(scope="session")
 def small_run(tmp_path_factory):
-    """A 120-patient simulated export run as a centre would run its own data."""
-    root = tmp_path_factory.mktemp("workflow")
-    workdir = copy_workflow(root / "repo")
-    raw = root / "exports"
-    tables = simulate_cohort(scaled(SyntheticDesign(), 120), seed=5)
-    write_exports(tables, raw)
-    before = digest(raw)
-    result = snakemake(workdir, "--config", f"raw_dir={raw}", "out_dir=out")
-    assert result.returncode == 0, result.stderr[-3000:]
-    return workdir, raw, before, tables
+    """A 120-patient simulated export run as a centre would run its own data: the workflow
+    folder (results in out/), the export folder, its digest before the run, its tables."""
+
+    def build(root: Path) -> None:
+        workdir = copy_workflow(root / "repo")
+        write_exports(small_tables(), root / "exports")
+        (root / "exports.json").write_text(json.dumps(digest(root / "exports")))
+        result = snakemake(workdir, "--config", f"raw_dir={root / 'exports'}", "out_dir=out")
+        assert result.returncode == 0, result.stderr[-3000:]
+
+    root = shared_folder(tmp_path_factory, "small_run", build)
+    before = json.loads((root / "exports.json").read_text())
+    return root / "repo", root / "exports", before, small_tables()
+
+
+@pytest.fixture(scope="session")
+def default_run(tmp_path_factory) -> Path:
+    """The whole study on the built-in synthetic cohort, exactly as `make run` runs it."""
+
+    def build(root: Path) -> None:
+        workdir = copy_workflow(root / "repo")
+        result = snakemake(workdir)
+        assert result.returncode == 0, result.stderr[-3000:]
+
+    return shared_folder(tmp_path_factory, "default_run", build) / "repo"

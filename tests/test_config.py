@@ -3,6 +3,8 @@
 import pytest
 from conftest import copy_workflow, snakemake
 
+pytestmark = pytest.mark.slow  # real Snakemake runs
+
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):

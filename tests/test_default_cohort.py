@@ -8,14 +8,6 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def default_run(tmp_path_factory):
-    workdir = copy_workflow(tmp_path_factory.mktemp("default") / "repo")
-    result = snakemake(workdir)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return workdir
-
-
-@pytest.fixture(scope="module")
 def reproduction(default_run):
     estimates = pd.read_csv(default_run / "results" / "estimates.csv").set_index("estimate")
     published = pd.read_csv(default_run / "resources" / "published.csv")

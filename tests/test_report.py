@@ -14,6 +14,8 @@ from conftest import REPO, snakemake
 from sinet_bm.provenance import sha256
 from sinet_bm.report import render_report
 
+pytestmark = pytest.mark.slow  # real Snakemake runs
+
 ARTIFACTS = REPO / "tests" / "artifacts"
 
 

@@ -1,7 +1,8 @@
 """The study on a real SLURM cluster (one node, on localhost) through profiles/slurm.
 
 Each test runs Snakemake exactly as a user would on a cluster's login node:
-`snakemake --workflow-profile profiles/slurm`, with SLURM_CONF pointing at the local cluster.
+`.venv-slurm/bin/snakemake --workflow-profile profiles/slurm` (the environment with the SLURM
+plugin, which `make slurm` builds), with SLURM_CONF pointing at the local cluster.
 """
 
 import os
@@ -12,10 +13,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import SNAKEMAKE, SOURCE_DATE_EPOCH, break_export, copy_workflow
+from conftest import REPO, SOURCE_DATE_EPOCH, break_export, copy_workflow
 from slurm_cluster import local_slurm, slurm_available
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+SNAKEMAKE = REPO / ".venv-slurm" / "bin" / "snakemake"
 
 # Seconds Snakemake may take (about 2 minutes on 2 cores); then it is interrupted with SIGINT,
 # the one signal on which it cancels its SLURM jobs and exits (it ignores SIGTERM).
@@ -26,6 +28,8 @@ RUN_TIMEOUT = 600
 def cluster(tmp_path_factory) -> Iterator[dict[str, str]]:
     """One cluster for the module, stopped after its last test, failed or not."""
     reason = slurm_available()
+    if not SNAKEMAKE.is_file():
+        reason = "no .venv-slurm: `make slurm` installs the SLURM plugin (`make test` does)"
     if reason:
         pytest.skip(reason)
     with local_slurm(tmp_path_factory.mktemp("slurm")) as env:

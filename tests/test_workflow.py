@@ -5,9 +5,12 @@ import re
 import shutil
 
 import pandas as pd
-from conftest import REPO, break_export, digest, snakemake
+import pytest
+from conftest import REPO, break_export, copy_run, copy_workflow, digest, snakemake
 
 from sinet_bm.report import estimate_catalogue
+
+pytestmark = pytest.mark.slow  # real Snakemake runs
 
 BOOTSTRAP_IDS = ["hr_os_bm_adjusted_bootstrap", "rmst_os_diff_bootstrap"]
 
@@ -68,8 +71,9 @@ def test_report_is_labelled_synthetic_and_shows_estimates(small_run):
     assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//|url\(\s*["']?https?:""", html)
 
 
-def test_second_run_does_nothing(small_run):
+def test_second_run_does_nothing(small_run, tmp_path):
     workdir, raw, _, _ = small_run
+    workdir = copy_run(workdir, tmp_path / "repo")
     result = snakemake(workdir, "--config", f"raw_dir={raw}", "out_dir=out")
     assert result.returncode == 0
     assert "Nothing to be done" in result.stdout + result.stderr
@@ -77,8 +81,7 @@ def test_second_run_does_nothing(small_run):
 
 def test_invalid_export_stops_before_analysis_and_removes_stale_results(small_run, tmp_path):
     valid_workdir, raw, _, _ = small_run
-    workdir = tmp_path / "repo"
-    shutil.copytree(valid_workdir, workdir, symlinks=True)  # with the valid run's results
+    workdir = copy_run(valid_workdir, tmp_path / "repo")  # with the valid run's results
     broken = tmp_path / "broken"
     break_export(raw, broken)
     before = digest(broken)
@@ -104,7 +107,7 @@ def test_invalid_export_stops_before_analysis_and_removes_stale_results(small_ru
 def test_a_tiny_hand_written_export_runs_end_to_end(small_run, tmp_path, config):
     """Nine patients, columns in another order: estimates that cannot be computed keep
     their rows with the reason, and the run still ends with a report."""
-    workdir, _, _, _ = small_run
+    workdir = copy_workflow(tmp_path / "repo")
     raw = tmp_path / "tiny"
     shutil.copytree(REPO / "tests" / "data" / "tiny", raw)
     patients = pd.read_csv(raw / "patients.csv", dtype=str, keep_default_na=False)
@@ -121,11 +124,13 @@ def test_a_tiny_hand_written_export_runs_end_to_end(small_run, tmp_path, config)
     assert issues["check"].tolist() == ["sre_before_bm"]
 
 
-def test_two_and_eight_shards_give_identical_bootstrap(small_run):
-    workdir, raw, _, _ = small_run
+def test_two_and_eight_shards_give_identical_bootstrap(small_run, tmp_path):
+    """Starting from the finished run, only the shards and the gathering rerun."""
     outputs = {}
     for shards in (2, 8):
-        out_dir = f"shards_{shards}"
+        workdir = copy_run(small_run[0], tmp_path / f"repo_{shards}")
+        raw = small_run[1]
+        out_dir = "out"
         extra = workdir / f"{out_dir}.yaml"
         extra.write_text(f"bootstrap: {{replicates: 60, seed: 4, shards: {shards}}}\n")
         result = snakemake(
@@ -150,8 +155,9 @@ def test_two_and_eight_shards_give_identical_bootstrap(small_run):
     assert len(pd.read_csv(io.BytesIO(outputs[2][1]))) == 60
 
 
-def test_snakemakes_own_report_builds(small_run):
+def test_snakemakes_own_report_builds(small_run, tmp_path):
     workdir, raw, _, _ = small_run
+    workdir = copy_run(workdir, tmp_path / "repo")
     target = workdir / "out" / "snakemake_report.html"
     result = snakemake(
         workdir, "--config", f"raw_dir={raw}", "out_dir=out", "--report", str(target)

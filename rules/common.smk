@@ -16,8 +16,9 @@ validate(config, schema="../schemas/config.schema.yaml")
 PACKAGE = Path("sinet_bm")
 SYNTHETIC_DIR = Path("resources/synthetic")
 OUT = Path(config["out_dir"])
-# Rules that write the audit record of the others, and the target: not in provenance.json.
-AUDITED_AFTER = {"all", "report"}
+# Not steps of the audit record: the target, the rules that write the record, and simulate,
+# which makes the exports (recorded by name and hash like anyone's exports).
+NOT_AUDITED = {"all", "report", "simulate"}
 
 
 # ---------------------------------------------------------------------------------------
@@ -92,7 +93,15 @@ SHARDS = {
 
 
 def check_out_dir(out_dir, raw_dir):
-    """Results may not land among the exports or the workflow's own files."""
+    """Results may not land among the exports or the workflow's own files; folder names
+    may not hold Snakemake's path variables (<name>)."""
+    for key, folder in (("out_dir", out_dir), ("raw_dir", raw_dir)):
+        variable = folder and re.search(r"<[a-z][a-z0-9_]*>", str(folder))
+        if variable:
+            raise ValueError(
+                f"{key} {folder} contains {variable.group(0)}, which Snakemake reads as a "
+                "path variable; rename the folder"
+            )
     out_dir, here = out_dir.resolve(), Path.cwd().resolve()
     if out_dir == here or out_dir in here.parents:
         raise ValueError(
@@ -258,12 +267,7 @@ def final_outputs():
 
 def audited_steps():
     """The rules whose every run the audit appendix describes."""
-    return [
-        step
-        for step in workflow.rules
-        if step.name not in AUDITED_AFTER
-        and (step.name != "simulate" or not config["raw_dir"])
-    ]
+    return [step for step in workflow.rules if step.name not in NOT_AUDITED]
 
 
 def step_jobs(step):

@@ -68,5 +68,7 @@ rule report:
         config=config,
         history=out("refresh/history"),
         min_cell_count=config["privacy"]["min_cell_count"],
+        out_dir=str(OUT),
+        raw_dir=str(raw_dir()),
     script:
         "../scripts/report.py"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from sinet_bm.provenance import build_provenance, write_provenance
+from sinet_bm.provenance import Places, build_provenance, write_provenance
 from sinet_bm.refresh import changelog, previous_snapshot, snapshot, write_json
 from sinet_bm.report import render_pdf, render_report, run_date
 from sinet_bm.results import read_estimates
@@ -16,7 +16,8 @@ from sinet_bm.results import read_estimates
 sys.stderr = open(snakemake.log[0], "w")
 
 inputs, outputs, params = snakemake.input, snakemake.output, snakemake.params
-write_provenance(build_provenance(params.steps, params.config), outputs.provenance)
+places = Places.of(params.out_dir, params.raw_dir)
+write_provenance(build_provenance(params.steps, params.config, places), outputs.provenance)
 current = snapshot(
     json.loads(Path(inputs.validation).read_text()),
     pd.read_parquet(inputs.endpoints),

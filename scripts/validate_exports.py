@@ -26,7 +26,7 @@ page = render_validation_page(
     sort_findings(result.findings),
     result.checks,
     result.rows,
-    raw_dir.name,
+    ", ".join(sorted(path.name for path in result.paths.values())) or "no export files",
     (raw_dir / ingest.SYNTHETIC_MARKER).is_file(),
 )
 Path(snakemake.log.page).write_text(page, encoding="utf-8")

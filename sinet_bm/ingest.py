@@ -552,7 +552,6 @@ def count_findings(findings: pd.DataFrame) -> dict[str, Any]:
 def summary(result: Validation, raw_dir: Path) -> dict[str, Any]:
     """What was validated: file names, hashes, rows, checks and finding counts."""
     return {
-        "source": Path(raw_dir).name,
         "synthetic": (Path(raw_dir) / SYNTHETIC_MARKER).is_file(),
         "files": {
             table: {"name": path.name, "sha256": sha256(path), "rows": result.rows.get(table, 0)}

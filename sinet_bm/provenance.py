@@ -3,7 +3,9 @@
 One record per rule that ran: its inputs and outputs with SHA-256, its script with the git
 blob hash (what `git hash-object` prints, so a reviewer can find the exact version in the
 repository's history), its params, its conda environment and its measured wall time and
-peak memory. The report shows everything but the timings, which differ from run to run.
+peak memory. Files are named relative to the folder they are in (the results folder, the
+export folder, the workflow), so that the record of a rerun elsewhere is the same record:
+where the folders were, and the timings, are kept apart, and the report shows neither.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import json
 import platform
 import subprocess
 from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +37,31 @@ PACKAGES = (
     "jinja2",
     "weasyprint",
 )
-TIMING_KEYS = ("wall_seconds", "max_rss_mb")
+TIMING_KEYS = ("wall_seconds", "max_rss_mb", "ended")
+# Config keys and step params that say where a run read and wrote, not what it computed.
+PLACE_KEYS = ("raw_dir", "out_dir")
+PLACE_PARAMS = ("raw_dir", "history")
+
+
+@dataclass(frozen=True)
+class Places:
+    """The folders of a run: its results (out_dir), its exports (raw_dir), the workflow."""
+
+    results: Path
+    exports: Path
+    workflow: Path
+
+    @classmethod
+    def of(cls, out_dir: str | Path, raw_dir: str | Path) -> Places:
+        return cls(Path(out_dir).resolve(), Path(raw_dir).resolve(), Path.cwd().resolve())
+
+    def locate(self, path: str | Path) -> tuple[str, str]:
+        """(folder, path within it) of a file, the results folder first."""
+        absolute = Path(path).resolve()
+        for folder in ("results", "exports", "workflow"):
+            if absolute.is_relative_to(root := getattr(self, folder)):
+                return folder, absolute.relative_to(root).as_posix()
+        return "elsewhere", absolute.as_posix()
 
 
 def sha256(path: str | Path) -> str:
@@ -74,40 +102,58 @@ def pipeline_version(folder: str | Path = ".") -> dict[str, Any]:
     return {"commit": commit, "modified": bool(changes.strip())}
 
 
+def analysis_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The config without the folders: what decides the results."""
+    return {key: value for key, value in config.items() if key not in PLACE_KEYS}
+
+
 def config_digest(config: Mapping[str, Any]) -> str:
     canonical = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def benchmark(path: str | None) -> dict[str, float | None]:
-    if not path or not Path(path).is_file():
-        return dict.fromkeys(TIMING_KEYS)
-    row = pd.read_csv(path, sep="\t").iloc[-1]
-    return {"wall_seconds": float(row["s"]), "max_rss_mb": float(row["max_rss"])}
+def timings(benchmark: str | None, outputs: list[str]) -> dict[str, Any]:
+    """Wall time and peak memory (Snakemake's benchmark file), and when the step ended (its
+    newest output, UTC)."""
+    times: dict[str, Any] = dict.fromkeys(TIMING_KEYS)
+    if benchmark and Path(benchmark).is_file():
+        row = pd.read_csv(benchmark, sep="\t").iloc[-1]
+        times |= {"wall_seconds": float(row["s"]), "max_rss_mb": float(row["max_rss"])}
+    written = [Path(path).stat().st_mtime for path in outputs if Path(path).is_file()]
+    if written:
+        times["ended"] = datetime.fromtimestamp(max(written), tz=UTC).isoformat()
+    return times
 
 
-def file_records(paths: list[str]) -> list[dict[str, str]]:
-    return [
-        {"path": path, "sha256": sha256(path) if Path(path).is_file() else "(missing)"}
-        for path in paths
-    ]
+def file_records(paths: list[str], places: Places) -> list[dict[str, str]]:
+    records = []
+    for path in paths:
+        folder, name = places.locate(path)
+        digest = sha256(path) if Path(path).is_file() else "(missing)"
+        records.append({"folder": folder, "path": name, "sha256": digest})
+    return records
 
 
-def build_provenance(steps: Mapping[str, Mapping[str, Any]], config: Mapping[str, Any]) -> dict:
+def build_provenance(
+    steps: Mapping[str, Mapping[str, Any]], config: Mapping[str, Any], places: Places
+) -> dict:
+    analysis = analysis_config(config)
     return {
         "pipeline": pipeline_version(),
-        "config_sha256": config_digest(config),
+        "config": analysis,
+        "config_sha256": config_digest(analysis),
         "software": software_versions(),
+        "place": {"out_dir": str(places.results), "raw_dir": str(places.exports)},
         "steps": [
             {
                 "rule": name,
                 "script": step["script"],
                 "script_git_blob": git_blob_hash(step["script"]),
                 "conda_env": step["conda_env"],
-                "params": step["params"],
-                "inputs": file_records(step["inputs"]),
-                "outputs": file_records(step["outputs"]),
-                **benchmark(step["benchmark"]),
+                "params": {k: v for k, v in step["params"].items() if k not in PLACE_PARAMS},
+                "inputs": file_records(step["inputs"], places),
+                "outputs": file_records(step["outputs"], places),
+                **timings(step["benchmark"], step["outputs"]),
             }
             for name, step in steps.items()
         ],
@@ -115,11 +161,11 @@ def build_provenance(steps: Mapping[str, Mapping[str, Any]], config: Mapping[str
 
 
 def without_timings(provenance: Mapping[str, Any]) -> dict:
-    """What the report may show: the same record without run-to-run timings."""
+    """What the report may show: the same record without run-to-run timings and places."""
     steps = [
         {k: v for k, v in step.items() if k not in TIMING_KEYS} for step in provenance["steps"]
     ]
-    return {**provenance, "steps": steps}
+    return {key: value for key, value in provenance.items() if key != "place"} | {"steps": steps}
 
 
 def write_provenance(record: Mapping[str, Any], path: str | Path) -> None:

@@ -108,7 +108,7 @@ def test_a_tiny_hand_written_export_runs_end_to_end(small_run, tmp_path, config)
     """Nine patients, columns in another order: estimates that cannot be computed keep
     their rows with the reason, and the run still ends with a report."""
     workdir = copy_workflow(tmp_path / "repo")
-    raw = tmp_path / "tiny"
+    raw = tmp_path / "tiny <img src=x onerror=alert(1)>"  # a name no page may show as markup
     shutil.copytree(REPO / "tests" / "data" / "tiny", raw)
     patients = pd.read_csv(raw / "patients.csv", dtype=str, keep_default_na=False)
     patients[list(reversed(patients.columns))].to_csv(raw / "patients.csv", index=False)
@@ -119,7 +119,9 @@ def test_a_tiny_hand_written_export_runs_end_to_end(small_run, tmp_path, config)
     assert set(estimates.index) == catalogued(config)
     empty = estimates[estimates["value"].isna()]
     assert len(empty) and empty["method"].str.contains("not computable|not reached").all()
-    assert (tmp_path / "out" / "report" / "report.html").is_file()
+    html = (tmp_path / "out" / "report" / "report.html").read_text()
+    page = (tmp_path / "out" / "validation" / "report.html").read_text()
+    assert "<img" not in html + page and raw.name not in html + page
     issues = pd.read_csv(tmp_path / "out" / "validation" / "issues.csv")
     assert issues["check"].tolist() == ["sre_before_bm"]
 

@@ -15,6 +15,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.artist import Artist
 from matplotlib.figure import Figure
 
 from sinet_bm.endpoints import populations
@@ -33,10 +34,12 @@ MAX_VECTOR_MARKS = 2000
 FIGURES = {
     "cohort_flow": "Cohort",
     "km_os_bm": "Overall survival",
+    "km_os_functioning": "Overall survival",
     "morphologic_visibility": "Bone metastases",
     "bm_types": "Bone metastases",
     "sre": "Skeletal-related events",
     "cox_forest": "Overall survival",
+    "subgroup_forest": "Overall survival",
     "bm_hazard_ratios": "Sensitivity analyses",
     "cif_sre": "Sensitivity analyses",
     "schoenfeld": "Overall survival",
@@ -109,20 +112,19 @@ def at_risk(curve: pd.DataFrame, times: np.ndarray) -> list[int]:
     return [int(risk[p]) if p < len(risk) else 0 for p in positions]
 
 
-def km_os_bm(endpoints: pd.DataFrame, level: float) -> tuple[Figure, pd.DataFrame]:
-    """OS by BM status in stage IV: curves, bands, censoring ticks, numbers at risk."""
-    stage_iv = populations(endpoints)["stage_iv"]
-    data = km_curves(
+def os_curves_by_bm(stage_iv: pd.DataFrame, level: float) -> pd.DataFrame:
+    return km_curves(
         {"BM": stage_iv[stage_iv["bm"]], "no BM": stage_iv[~stage_iv["bm"]]},
         "os_months",
         "dead",
         level,
     )
-    fig, (ax, risk) = plt.subplots(
-        2, 1, figsize=(WIDTH_INCHES, 4.4), height_ratios=[4, 1], sharex=True, layout="constrained"
-    )
-    horizon = float(np.ceil(max(data["months"].max(), 1) / 24) * 24) if len(data) else 24.0
-    ticks = np.arange(0, horizon + 1, 24)
+
+
+def draw_os_by_bm(ax, risk, data: pd.DataFrame, horizon: float, title: str, step: int = 24) -> None:
+    """One panel of OS curves by BM status (bands, censoring ticks) over its at-risk table,
+    with ticks and numbers at risk every `step` months."""
+    ticks = np.arange(0, horizon + 1, step)
     for label, curve in data.groupby("group", sort=False):
         color, style, _ = GROUPS[label]
         ax.step(
@@ -153,8 +155,7 @@ def km_os_bm(endpoints: pd.DataFrame, level: float) -> tuple[Figure, pd.DataFram
             rasterized=len(censored) > MAX_VECTOR_MARKS,
         )
     ax.set_ylim(0, 1.02)
-    ax.set_ylabel("Overall survival")
-    ax.legend(frameon=False, loc="lower left", title="Stage IV")
+    ax.legend(frameon=False, loc="lower left", title=title)
     labels = list(data["group"].unique())
     risk.set_xlabel("Months since diagnosis")
     risk.set_xticks(ticks)
@@ -170,6 +171,51 @@ def km_os_bm(endpoints: pd.DataFrame, level: float) -> tuple[Figure, pd.DataFram
             risk.text(
                 t, position, str(n), ha="center", va="center", fontsize=8, color=GROUPS[label][0]
             )
+
+
+def horizon_of(data: pd.DataFrame) -> float:
+    """The x range: the last time, up to the next multiple of 24 months."""
+    return float(np.ceil(max(data["months"].max(), 1) / 24) * 24) if len(data) else 24.0
+
+
+def km_os_bm(endpoints: pd.DataFrame, level: float) -> tuple[Figure, pd.DataFrame]:
+    """OS by BM status in stage IV: curves, bands, censoring ticks, numbers at risk."""
+    data = os_curves_by_bm(populations(endpoints)["stage_iv"], level)
+    fig, (ax, risk) = plt.subplots(
+        2, 1, figsize=(WIDTH_INCHES, 4.4), height_ratios=[4, 1], sharex=True, layout="constrained"
+    )
+    draw_os_by_bm(ax, risk, data, horizon_of(data), "Stage IV")
+    ax.set_ylabel("Overall survival")
+    return fig, data
+
+
+def km_os_functioning(endpoints: pd.DataFrame, level: float) -> tuple[Figure, pd.DataFrame]:
+    """OS by BM status within functioning and non-functioning stage IV tumours, side by side
+    on one time axis (section 5, the paper's title claim)."""
+    pop = populations(endpoints)
+    subgroups = {
+        "Functioning": "stage_iv_functioning",
+        "Non-functioning": "stage_iv_nonfunctioning",
+    }
+    parts = [
+        os_curves_by_bm(pop[name], level).assign(subgroup=title)
+        for title, name in subgroups.items()
+    ]
+    data = pd.concat(parts, ignore_index=True)
+    horizon = horizon_of(data)
+    fig, axes = plt.subplots(
+        2,
+        2,
+        figsize=(WIDTH_INCHES, 4.4),
+        height_ratios=[4, 1],
+        sharex=True,
+        sharey="row",
+        layout="constrained",
+    )
+    for column, title in enumerate(subgroups):
+        panel = data[data["subgroup"] == title]
+        draw_os_by_bm(axes[0][column], axes[1][column], panel, horizon, title, step=48)
+    axes[0][0].set_ylabel("Overall survival")
     return fig, data
 
 
@@ -242,8 +288,10 @@ def share_bars(data: pd.DataFrame, xlabel: str, colors: list[str], hatches: list
 
 
 def ci_label(what: str, level: float, scale: str = "") -> str:
-    """An axis label that names the interval drawn, at the configured level."""
-    return f"{what} ({level:.0%} CI{', ' + scale if scale else ''})"
+    """An axis label that names the interval drawn, at the configured level; long ones on
+    two lines, so that a narrow figure does not cut them off."""
+    interval = f"({level:.0%} CI{', ' + scale if scale else ''})"
+    return f"{what} {interval}" if len(what) + len(interval) < 42 else f"{what}\n{interval}"
 
 
 def bm_types(estimates: pd.DataFrame, level: float) -> tuple[Figure, pd.DataFrame]:
@@ -304,7 +352,9 @@ def forest(data: pd.DataFrame, xlabel: str) -> Figure:
     ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}"))
     ax.xaxis.set_minor_locator(plt.NullLocator())
     ax.set_yticks(np.arange(len(data))[::-1], data["label"])
-    ax.set_xlabel(xlabel)
+    # at the axis' right end: long row labels push the axis right, and a centred label
+    # would then run off the figure
+    ax.set_xlabel(xlabel, loc="right")
     return fig
 
 
@@ -338,6 +388,26 @@ def bm_hazard_ratios(estimates: pd.DataFrame, level: float) -> tuple[Figure, pd.
     }
     data = estimate_rows(estimates, labels)
     return forest(data, ci_label("Hazard ratio of death for BM", level, "log scale")), data
+
+
+def subgroup_forest(estimates: pd.DataFrame, level: float) -> tuple[Figure, pd.DataFrame]:
+    """The adjusted BM hazard ratio in all stage IV patients and within functioning and
+    non-functioning tumours, and their ratio from the interaction model."""
+    data = estimate_rows(
+        estimates,
+        {
+            "hr_os_bm_adjusted": "Stage IV, all",
+            "hr_os_bm_adjusted_functioning": "Functioning tumours",
+            "hr_os_bm_adjusted_nonfunctioning": "Non-functioning tumours",
+            "test_bm_functioning_interaction": "Ratio, functioning / non-functioning",
+        },
+    )
+    data["label"] = [
+        f"{label} (n = {n})" if pd.notna(n) else label
+        for label, n in zip(data["label"], data["n"], strict=True)
+    ]
+    xlabel = ci_label("Adjusted hazard ratio of death for BM", level, "log scale")
+    return forest(data, xlabel), data
 
 
 def cif_sre(endpoints: pd.DataFrame, days_per_month: float) -> tuple[Figure, pd.DataFrame]:
@@ -406,6 +476,9 @@ def schoenfeld(endpoints: pd.DataFrame, level: float) -> tuple[Figure, pd.DataFr
 # the cohort flow diagram
 
 
+TOP, BOTTOM = (0.5, 1.0), (0.5, 0.0)
+
+
 def cohort_flow(flow: pd.DataFrame) -> tuple[Figure, pd.DataFrame]:
     """Exported → excluded → eligible → stage IV → BM / no BM, and SREs left out."""
     flow = flow.fillna({"reason": ""})
@@ -425,27 +498,62 @@ def cohort_flow(flow: pd.DataFrame) -> tuple[Figure, pd.DataFrame]:
     side = {**box, "facecolor": "#f2f2f2", "linestyle": "--"}
     arrow = {"arrowstyle": "-|>", "color": "black", "linewidth": 0.8, "shrinkA": 0, "shrinkB": 0}
 
-    def node(x: float, y: float, text: str, style: dict, size: float = 9) -> None:
-        ax.text(x, y, text, ha="center", va="center", bbox=style, fontsize=size, zorder=3)
+    def node(x: float, y: float, text: str, style: dict, size: float = 9) -> Artist:
+        label = ax.text(x, y, text, ha="center", va="center", bbox=style, fontsize=size, zorder=3)
+        return label.get_bbox_patch()
 
-    def link(start: tuple[float, float], end: tuple[float, float]) -> None:
-        ax.annotate("", end, start, arrowprops=arrow, zorder=1)
+    def link(start: Artist, at: tuple[float, float], end: Artist, to: tuple[float, float]):
+        """An arrow between two points given as fractions of two boxes' extents, placed when
+        the figure is drawn, so that it meets the box whatever the text's size."""
+        ax.annotate("", to, at, xycoords=end, textcoords=start, arrowprops=arrow, zorder=1)
 
     column = 3.0
-    node(column, 9.2, f"Patients exported\nn = {count[('exported', '')]}", box)
-    node(column, 6.6, f"Eligible\nn = {count[('eligible', '')]}", box)
-    node(column, 4.5, f"Stage IV at diagnosis\nn = {count[('stage_iv', '')]}", box)
-    link((column, 8.6), (column, 7.2))
-    link((column, 6.0), (column, 5.1))
+    exported = node(column, 9.2, f"Patients exported\nn = {count[('exported', '')]}", box)
+    eligible = node(column, 6.6, f"Eligible\nn = {count[('eligible', '')]}", box)
+    stage_iv = node(column, 4.5, f"Stage IV at diagnosis\nn = {count[('stage_iv', '')]}", box)
+    link(exported, BOTTOM, eligible, TOP)
+    link(eligible, BOTTOM, stage_iv, TOP)
     reasons = "\n".join(f"{row.reason}: {int(row.patients)}" for row in excluded.itertuples())
-    node(7.3, 7.9, f"Excluded\n{reasons}", side, 8.5)
-    link((column, 7.9), (4.9, 7.9))
+    excluded_box = node(7.3, 7.9, f"Excluded\n{reasons}", side, 8.5)
+    # from the line between the first two boxes to the left edge of the exclusions' box
+    ax.annotate(
+        "",
+        (0, 0.5),
+        (column, 7.9),
+        xycoords=excluded_box,
+        textcoords="data",
+        arrowprops=arrow,
+        zorder=1,
+    )
     for x, key, label in ((1.6, "bm", "With BM"), (4.4, "no_bm", "Without BM")):
-        node(x, 2.3, f"{label}\nn = {count[(key, '')]}", box)
-        link((column, 3.9), (x, 2.9))
+        group = node(x, 2.3, f"{label}\nn = {count[(key, '')]}", box)
+        link(stage_iv, BOTTOM, group, TOP)
     lines = "\n".join(f"{row.reason}: {int(row.events)}" for row in left_out.itertuples())
     node(7.6, 4.0, f"SREs left out (events)\n{lines}", side, 8)
     return fig, flow
+
+
+def figure_makers(
+    endpoints: pd.DataFrame,
+    estimates: pd.DataFrame,
+    flow: pd.DataFrame,
+    level: float,
+    days_per_month: float,
+) -> dict[str, Callable[[], tuple[Figure, pd.DataFrame]]]:
+    """How to draw each figure of FIGURES from the study's data and estimates."""
+    return {
+        "cohort_flow": lambda: cohort_flow(flow),
+        "km_os_bm": lambda: km_os_bm(endpoints, level),
+        "km_os_functioning": lambda: km_os_functioning(endpoints, level),
+        "morphologic_visibility": lambda: morphologic_visibility(endpoints, level),
+        "bm_types": lambda: bm_types(estimates, level),
+        "sre": lambda: sre(estimates, level),
+        "cox_forest": lambda: cox_forest(estimates, level),
+        "subgroup_forest": lambda: subgroup_forest(estimates, level),
+        "bm_hazard_ratios": lambda: bm_hazard_ratios(estimates, level),
+        "cif_sre": lambda: cif_sre(endpoints, days_per_month),
+        "schoenfeld": lambda: schoenfeld(endpoints, level),
+    }
 
 
 def plot_figures(
@@ -459,17 +567,7 @@ def plot_figures(
     """Every figure of the report, each as SVG plus the CSV of what it draws."""
     figure_style()
     folder.mkdir(parents=True, exist_ok=True)
-    makers: dict[str, Callable[[], tuple[Figure, pd.DataFrame]]] = {
-        "cohort_flow": lambda: cohort_flow(flow),
-        "km_os_bm": lambda: km_os_bm(endpoints, level),
-        "morphologic_visibility": lambda: morphologic_visibility(endpoints, level),
-        "bm_types": lambda: bm_types(estimates, level),
-        "sre": lambda: sre(estimates, level),
-        "cox_forest": lambda: cox_forest(estimates, level),
-        "bm_hazard_ratios": lambda: bm_hazard_ratios(estimates, level),
-        "cif_sre": lambda: cif_sre(endpoints, days_per_month),
-        "schoenfeld": lambda: schoenfeld(endpoints, level),
-    }
+    makers = figure_makers(endpoints, estimates, flow, level, days_per_month)
     for name in FIGURES:
         fig, data = makers[name]()
         save(fig, data, folder, name)

@@ -29,6 +29,16 @@ USES = (
     "sinet_bm/templates/report.css",
     "schemas/estimates.yaml",
 )
+FLOW_LABELS = {
+    "exported": "Exported",
+    "excluded": "Excluded",
+    "eligible": "Eligible",
+    "stage_iv": "Stage IV",
+    "bm": "With BM",
+    "no_bm": "Without BM",
+    "sre_counted": "SRE counted",
+    "sre_left_out": "SRE left out",
+}
 TABLE1_LABELS = {
     "age_years": "Age at diagnosis, years",
     "ki67_percent": "Ki-67, %",
@@ -134,6 +144,8 @@ def verdict(item: Any, value: Any) -> str:
         return "not computable"
     if item.comparison == "below":
         return "consistent" if value < item.published_value else "different"
+    if item.comparison == "above":
+        return "consistent" if value > item.published_value else "different"
     if abs(value - item.published_value) <= item.rounding / 2 + 1e-12:
         return "within published rounding"
     if abs(value - item.published_value) <= 0.15 * abs(item.published_value):
@@ -215,6 +227,7 @@ def render_report(
         bias=read_result(bias).iloc[-1].to_dict(),
         ph_tests=read_result(ph_tests).to_dict("records"),
         labels=TABLE1_LABELS,
+        flow_labels=FLOW_LABELS,
         reproduction=compare(read_result(published), frame).to_dict("records"),
         validation=summary,
         synthetic=summary["synthetic"],

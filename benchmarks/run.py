@@ -68,12 +68,14 @@ RESULT_COLUMNS = [
     "rule_2_s",
     "rule_3",
     "rule_3_s",
+    "cpu_s",
     "floor_s",
     "floor_rss_mb",
     "ratio",
     "floor_agrees",
     "cores",
     "load_1m",
+    "load_1m_end",
     "date",
     "commit",
 ]
@@ -81,10 +83,13 @@ RESULT_COLUMNS = [
 
 @dataclass(frozen=True)
 class Measured:
-    """Wall time and peak RSS (MB, as Snakemake's benchmark files count them: MiB)."""
+    """Wall time, peak RSS (MB, as Snakemake's benchmark files count them: MiB) and the CPU
+    seconds of the whole process tree: on a shared machine, cpu_s well below cores x wall_s
+    says that the run waited for the CPU."""
 
     wall_s: float
     peak_rss_mb: float
+    cpu_s: float
 
 
 # ---------------------------------------------------------------------------------------
@@ -130,7 +135,7 @@ def measure(command: list[str], log_path: Path) -> Measured:
             f"{Path(command[0]).name} exited with {process.returncode}; log: {log_path}\n"
             + "\n".join(tail)
         )
-    return Measured(wall_s, usage.ru_maxrss / 1024)
+    return Measured(wall_s, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime)
 
 
 def git(*args: str) -> str:
@@ -336,6 +341,7 @@ def measure_size(n: int, seed: int, cores: int) -> tuple[dict, pd.DataFrame]:
     manifest = make_export(n, seed)
     load_1m = os.getloadavg()[0]
     pipeline, out_dir = run_pipeline(n, seed, cores)
+    load_1m_end = os.getloadavg()[0]
     floor, floor_csv = run_floor(n, seed)
     jobs = rule_times(out_dir)
     slowest = jobs.head(3)
@@ -345,12 +351,14 @@ def measure_size(n: int, seed: int, cores: int) -> tuple[dict, pd.DataFrame]:
         "export_gen_s": manifest["generated"]["wall_s"],
         "wall_s": round(pipeline.wall_s, 1),
         "peak_rss_mb": round(pipeline.peak_rss_mb),
+        "cpu_s": round(pipeline.cpu_s, 1),
         "floor_s": round(floor.wall_s, 2),
         "floor_rss_mb": round(floor.peak_rss_mb),
         "ratio": round(pipeline.wall_s / floor.wall_s, 1),
         "floor_agrees": agreement(floor_csv, out_dir / "estimates.csv"),
         "cores": cores,
         "load_1m": round(load_1m, 2),
+        "load_1m_end": round(load_1m_end, 2),
         "date": today(),
         "commit": commit(),
     }

@@ -12,13 +12,17 @@ CORES ?= all
 # Test files run on two workers: the SLURM tests spend most of their time waiting for the
 # scheduler, and the other files run meanwhile.
 TEST_WORKERS ?= 2
+# make bench: patients per synthetic export, the simulator's seed, cores for the workflow.
+BENCH_SIZES ?= 1000 10000 100000 1000000
+BENCH_SEED ?= 1
+BENCH_CORES ?= 2
 # Debian packages: WeasyPrint's libraries and fonts (PDF report); for the tests also a real
 # browser and poppler, which check the HTML and PDF as a reader would see them, and R's
 # survival package, against which the statistics are compared.
 REPORT_DEBS := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core
 TEST_DEBS := $(REPORT_DEBS) chromium poppler-utils r-base-core r-cran-survival slurm-wlm munge
 
-.PHONY: run test lint format schemas slurm clean report-deps test-deps
+.PHONY: run test bench lint format schemas slurm clean report-deps test-deps
 
 $(BIN)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -70,15 +74,21 @@ run: $(BIN)/.installed report-deps
 test: $(BIN)/.installed $(SLURM_VENV)/.installed test-deps
 	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
 
+# Whole study, cold, on synthetic exports of BENCH_SIZES patients (cached in
+# benchmarks/exports/), against the one-process floor; see benchmarks/run.py.
+bench: $(BIN)/.installed report-deps
+	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/run.py \
+		--sizes $(BENCH_SIZES) --seed $(BENCH_SEED) --cores $(BENCH_CORES)
+
 lint: $(BIN)/.installed
-	$(BIN)/ruff check sinet_bm scripts tests
-	$(BIN)/ruff format --check sinet_bm scripts tests
+	$(BIN)/ruff check sinet_bm scripts tests benchmarks
+	$(BIN)/ruff format --check sinet_bm scripts tests benchmarks
 	$(BIN)/snakefmt --check Snakefile rules
 	$(BIN)/snakemake --lint
 
 format: $(BIN)/.installed
-	$(BIN)/ruff check --fix sinet_bm scripts tests
-	$(BIN)/ruff format sinet_bm scripts tests
+	$(BIN)/ruff check --fix sinet_bm scripts tests benchmarks
+	$(BIN)/ruff format sinet_bm scripts tests benchmarks
 	$(BIN)/snakefmt Snakefile rules
 
 # Files generated from the code that is their source; tests check that they are current.

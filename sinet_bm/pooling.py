@@ -401,6 +401,14 @@ def _intervals(length: float, width: float) -> int:
     return int(count)
 
 
+def _interval_index(time: np.ndarray, width: float, k: int) -> np.ndarray:
+    """j with j w ≤ t < (j + 1) w, k from the horizon on. The ends are compared as the
+    doubles j·w, as R's cut(right = FALSE) on seq(0, H, w) does: floor(t / w) would put a
+    time that is exactly j·w in interval j − 1 whenever j·w / w rounds below j (w = 0.1,
+    t = 43 · 0.1 = 4.3: t / w = 42.99999999999999)."""
+    return np.searchsorted(width * np.arange(k + 1), time, side="right") - 1
+
+
 def life_table_counts(
     time: Sequence[float] | np.ndarray,
     dead: Sequence[bool] | np.ndarray,
@@ -417,7 +425,9 @@ def life_table_counts(
     if not width > 0 or np.any(time < 0) or np.any(np.isnan(time)):
         raise ValueError("width must be positive and times non-negative")
     k = _intervals(horizon, width)
-    index = np.minimum(np.floor(time / width), k).astype(int)  # k: from the horizon on
+    if k < 1:
+        raise ValueError("the horizon must span at least one interval")
+    index = _interval_index(time, width, k)
     deaths = np.bincount(index[dead], minlength=k + 1)[:k]
     censored = np.bincount(index[~dead], minlength=k + 1)[:k]
     leaving = np.bincount(index, minlength=k + 1)

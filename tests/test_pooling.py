@@ -282,9 +282,18 @@ def test_an_interval_nobody_reaches_keeps_survival() -> None:
     assert empty.survival.tolist() == [1.0, 1.0, 1.0]
 
 
+def test_a_time_at_an_interval_end_starts_the_next_interval_whatever_the_width() -> None:
+    # w = 0.1: 43 · 0.1 = 4.3 and 4.3 / 0.1 = 42.99999999999999, so floor(t / w) = 42 would
+    # count the death in [4.2, 4.3); it belongs to [4.3, 4.4), j = 43
+    table = life_table_counts([43 * 0.1, 0.0], [1, 0], width=0.1, horizon=5.0)
+    assert np.flatnonzero(table.deaths).tolist() == [43]
+    assert table.censored[0] == 1 and table.at_risk[43] == 1
+
+
 def test_life_table_arguments_are_checked() -> None:
-    with pytest.raises(ValueError):
-        life_table_counts([1.0], [1], width=2.0, horizon=5.0)
+    for horizon in (5.0, 0.0):
+        with pytest.raises(ValueError):
+            life_table_counts([1.0], [1], width=2.0, horizon=horizon)
     table = life_table_counts([1.0], [1], width=2.0, horizon=6.0)
     for months in (0, 3, 8):
         with pytest.raises(ValueError):

@@ -169,8 +169,8 @@ class MetaAnalysis:
     `fixed` is the fixed-effect estimate (z CI); `random` the random-effects estimate with
     τ² by REML and the Knapp–Hartung SE and t(k − 1) CI; `prediction` the interval where a
     new centre's true effect is expected; `i2` is τ²/(τ² + s²) as a fraction; `q`, `q_p`
-    Cochran's Q and its χ²(k − 1) p. What needs two centres or more is None for k = 1,
-    everything for k = 0, and `reason` says why.
+    Cochran's Q and its χ²(k − 1) p (0 and 1 for one centre). What needs two centres or
+    more is None for k = 1, everything for k = 0, and `reason` says why.
     """
 
     k: int
@@ -202,9 +202,9 @@ class MetaAnalysis:
         if k == 0:
             return cls(0, level, None, None, None, None, None, None, None, "no centre")
         fixed = _fixed_effect(y, v, level)
-        if k == 1:
-            reason = "one centre: no between-centre variance, heterogeneity or random effects"
-            return cls(1, level, fixed, None, None, None, None, None, None, reason)
+        if k == 1:  # Q = 0 on 0 df, P(χ²₀ ≥ 0) = 1, as metafor's QE and QEp
+            reason = "one centre: no between-centre variance, I² or random effects"
+            return cls(1, level, fixed, None, None, None, None, 0.0, 1.0, reason)
         w = 1 / v
         q = max(0.0, float(np.sum(w * (y - fixed.estimate) ** 2)))
         q_p = float(stats.chi2.sf(q, k - 1))

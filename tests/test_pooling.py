@@ -115,7 +115,8 @@ def test_one_centre_gives_its_own_estimate_and_nothing_random() -> None:
     assert m.fixed.estimate == 0.3 and m.fixed.se == close(0.2)
     assert m.fixed.ci == close((0.3 - 0.2 * Z, 0.3 + 0.2 * Z))
     assert m.fixed.p == close(2 * stats.norm.sf(1.5))
-    assert (m.random, m.prediction, m.tau2, m.i2, m.q, m.q_p) == (None,) * 6
+    assert (m.random, m.prediction, m.tau2, m.i2) == (None,) * 4
+    assert (m.q, m.q_p) == (0.0, 1.0)  # Q = 0 on 0 df, as metafor's QE, QEp
     assert "one centre" in m.reason
 
 

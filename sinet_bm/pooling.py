@@ -10,10 +10,12 @@ metafor's `rma(method = "REML", test = "knha")` and its `predict()`, `mantelhaen
 `survdiff`. Small centres are the rule, so a quantity that cannot be computed (one centre,
 no events, a zero margin) comes back as None with the reason, never as an exception.
 
-statsmodels is not used: its `combine_effects` has no REML τ², its I² is Higgins' (Q − df)/Q
-rather than metafor's τ²/(τ² + s²), and its `StratifiedTable` applies the continuity
-correction even when |Σ(a − E a)| < 0.5 and fails on a centre with n ≤ 1, where
-`mantelhaen.test` differs. What would remain of it, the Mantel–Haenszel odds ratio and its
+statsmodels is not used (nor installed): its `combine_effects` estimates τ² by
+DerSimonian–Laird or Paule–Mandel only, so its Knapp–Hartung interval is not the contract's
+REML one; its I² is Higgins' (Q − df)/Q rather than metafor's τ²/(τ² + s²); and its
+`StratifiedTable.test_null_odds` subtracts the continuity correction even when
+|Σ(a − E a)| < 0.5, where `mantelhaen.test` does not, and turns NaN on a centre with n ≤ 1
+(a 0/0 in its variance). What would remain of it, the Mantel–Haenszel odds ratio and its
 Robins–Breslow–Greenland CI, is a few lines of sums.
 """
 
@@ -232,7 +234,7 @@ def _knapp_hartung(y: np.ndarray, v: np.ndarray, tau2: float, level: float) -> P
 def _prediction(random: Pooled, tau2: float, level: float, k: int) -> tuple[float, float]:
     """μ ± t_{k−1,(1+L)/2} √(SE² + τ²) with the Knapp–Hartung SE: what metafor's predict()
     returns as pi.lb, pi.ub for a knha model (it reuses the CI's t quantile with k − 1 df;
-    Higgins et al.'s k − 2 df is its pi.type = "Riley", not the default)."""
+    Higgins et al.'s k − 2 df is its undocumented pi.type = "riley", not the default)."""
     half = float(stats.t.ppf((1 + level) / 2, k - 1) * np.sqrt(random.se**2 + tau2))
     return random.estimate - half, random.estimate + half
 

@@ -18,9 +18,10 @@ BENCH_SEED ?= 1
 BENCH_CORES ?= 2
 # Debian packages: WeasyPrint's libraries and fonts (PDF report); for the tests also a real
 # browser and poppler, which check the HTML and PDF as a reader would see them, and R's
-# survival package, against which the statistics are compared.
+# survival and metafor packages, against which the statistics (metafor: the pooling across
+# centres) are compared.
 REPORT_DEBS := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core
-TEST_DEBS := $(REPORT_DEBS) chromium poppler-utils r-base-core r-cran-survival slurm-wlm munge
+TEST_DEBS := $(REPORT_DEBS) chromium poppler-utils r-base-core r-cran-survival r-cran-metafor slurm-wlm munge
 
 .PHONY: run test bench lint format schemas slurm clean report-deps test-deps
 

@@ -222,12 +222,12 @@ def estimates_block(_: str) -> str:
 
 def published_block(_: str) -> str:
     published = pd.read_csv(REPO / "resources" / "published.csv", dtype=str)
-    compared = {"value": "equal up to the published rounding", "below": "below", "above": "above"}
     rows = []
     for item in published.itertuples():
-        rule = compared[item.comparison]
-        if item.comparison != "value":
-            rule += f" {item.published_value}"
+        if item.comparison == "value":
+            rule = f"within ± {float(item.rounding) / 2:g} of {item.published_value}"
+        else:
+            rule = f"{item.comparison} {item.published_value}"
         rows.append((item.label, item.published_text, f"`{item.estimate}` ({item.field})", rule))
     return table(["quantity", "published", "estimates.csv row", "reproduced when"], rows)
 

@@ -23,7 +23,7 @@ BENCH_CORES ?= 2
 REPORT_DEBS := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core
 TEST_DEBS := $(REPORT_DEBS) chromium poppler-utils r-base-core r-cran-survival r-cran-metafor slurm-wlm munge
 
-.PHONY: run test bench lint format schemas slurm clean report-deps test-deps
+.PHONY: run test bench lint format schemas docs slurm clean report-deps test-deps
 
 $(BIN)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -96,6 +96,11 @@ format: $(BIN)/.installed
 schemas: $(BIN)/.installed
 	$(BIN)/python -c "from sinet_bm.simulate import design_schema_text as text; \
 		open('schemas/synthetic.schema.yaml', 'w').write(text())"
+
+# The generated blocks of docs/*.md, from the schemas they document (synthetic.schema.yaml
+# among them, hence after `schemas`); tests/test_docs.py checks that they are current.
+docs: schemas
+	$(BIN)/python -c "from sinet_bm.docs import write_docs; write_docs()"
 
 clean:
 	rm -rf results resources/synthetic .snakemake

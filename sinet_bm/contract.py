@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+NAT = np.iinfo(np.int64).min  # NaT, as the int64 behind datetime64
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 TABLES = ("patients", "imaging", "therapies", "skeletal_events")
 CHILD_TABLES = TABLES[1:]
@@ -105,8 +106,35 @@ def derive_grade(ki67: pd.Series, definitions: Definitions) -> pd.Series:
     return pd.Series(grade, index=ki67.index).replace("", None)
 
 
-def first_positive_exam(imaging: pd.DataFrame) -> pd.Series:
-    """BM date per patient: the first exam with bone uptake or a morphologic bone lesion
-    (validation needs it for SREs before any positive imaging, derivation for BM)."""
+def earliest(codes: np.ndarray, dates: np.ndarray, size: int) -> np.ndarray:
+    """Per code below `size`, the earliest of its dates (NaT: none); rows without a code
+    (-1) or a date do not count. One unbuffered pass, no sort and no group-by."""
+    days = np.asarray(dates, dtype="datetime64[ns]").view(np.int64)
+    counted = (codes >= 0) & (days != NAT)
+    first = np.full(size, np.iinfo(np.int64).max)
+    np.minimum.at(first, codes[counted], days[counted])
+    first[first == np.iinfo(np.int64).max] = NAT
+    return first.view("datetime64[ns]")
+
+
+def latest(codes: np.ndarray, dates: np.ndarray, size: int) -> np.ndarray:
+    """Per code below `size`, the latest of its dates (NaT, the smallest int64: none)."""
+    days = np.asarray(dates, dtype="datetime64[ns]").view(np.int64)
+    counted = codes >= 0
+    last = np.full(size, NAT)
+    np.maximum.at(last, codes[counted], days[counted])
+    return last.view("datetime64[ns]")
+
+
+def positive_exam(imaging: pd.DataFrame) -> np.ndarray:
+    """Exams with bone uptake or a morphologic bone lesion."""
     positive = imaging["bone_sstr_uptake"].fillna(False) | imaging["bone_morphologic"].fillna(False)
-    return imaging.loc[positive.astype(bool)].groupby("patient_id")["exam_date"].min()
+    return positive.to_numpy(dtype=bool)
+
+
+def first_positive_dates(imaging: pd.DataFrame, codes: np.ndarray, size: int) -> np.ndarray:
+    """BM date per patient code (each exam's patient as a code below `size`): the first
+    positive exam (validation needs it for SREs before any positive imaging, derivation
+    for BM)."""
+    positive = np.where(positive_exam(imaging), codes, -1)
+    return earliest(positive, imaging["exam_date"].to_numpy(), size)

@@ -5,6 +5,11 @@ finding with its line and value instead of a parser exception; types are then pa
 column by column. Dialects (separator, decimal comma, encoding, date format, sheet, column
 names, category spellings) are declared in the config and never guessed; an undeclared one
 gets a hint in the finding's message.
+
+A column is held dictionary-encoded, as codes into its distinct texts: a registry export
+has a million patients but only thousands of distinct dates and a handful of categories, so
+trimming, declared spellings, parsing and the contract's checks run once per distinct text,
+and a cell's text is looked up only when a finding quotes it.
 """
 
 from __future__ import annotations
@@ -24,8 +29,11 @@ import pandera.pandas as pa
 import pyarrow as arrow
 import pyarrow.compute as pc
 import pyarrow.csv as arrow_csv
+import pyarrow.parquet as pq
 
 from sinet_bm.checks import (
+    Distinct,
+    TableRead,
     allowed_values,
     catalogue,
     check_across,
@@ -34,7 +42,7 @@ from sinet_bm.checks import (
     load_schema,
 )
 from sinet_bm.contract import TABLES, Definitions
-from sinet_bm.findings import FIRST_DATA_LINE, concat_findings, findings_frame, no_findings
+from sinet_bm.findings import FIRST_DATA_LINE, Cells, concat_findings, findings_frame, no_findings
 from sinet_bm.provenance import sha256
 
 SYNTHETIC_MARKER = "SYNTHETIC.txt"
@@ -44,6 +52,7 @@ SIGNATURES = {
     b"%PDF": "a PDF file",
     b"\xd0\xcf\x11\xe0": "an old Excel (.xls) file",
 }
+TEXT = arrow.dictionary(arrow.int32(), arrow.string())
 
 
 @dataclass(frozen=True)
@@ -129,15 +138,16 @@ def file_problem(path: Path, check: str, message: str) -> tuple[None, pd.DataFra
     return None, findings_frame(path.name, check, message)
 
 
-def read_cells(path: Path, fmt: ExportFormat) -> tuple[pd.DataFrame | None, pd.DataFrame]:
-    """Every cell as stripped text (empty = missing); index = data line - FIRST_DATA_LINE."""
+def read_cells(path: Path, fmt: ExportFormat) -> tuple[Cells | None, pd.DataFrame]:
+    """Every cell as stripped text (empty = missing), with the source line of each row."""
     if path.suffix == ".xlsx":
         return read_xlsx(path, fmt)
     return read_csv(path, fmt)
 
 
-def read_csv(path: Path, fmt: ExportFormat) -> tuple[pd.DataFrame | None, pd.DataFrame]:
-    head = path.read_bytes()[:4096]
+def read_csv(path: Path, fmt: ExportFormat) -> tuple[Cells | None, pd.DataFrame]:
+    with open(path, "rb") as handle:
+        head = handle.read(4096)
     for signature, kind in SIGNATURES.items():
         if head.startswith(signature):
             return file_problem(
@@ -169,7 +179,7 @@ def read_csv(path: Path, fmt: ExportFormat) -> tuple[pd.DataFrame | None, pd.Dat
                 delimiter=fmt.delimiter, invalid_row_handler=keep_bad_row
             ),
             convert_options=arrow_csv.ConvertOptions(
-                column_types={name: arrow.string() for name in header},
+                column_types={name: TEXT for name in header},
                 strings_can_be_null=False,
                 quoted_strings_can_be_null=False,
             ),
@@ -178,18 +188,23 @@ def read_csv(path: Path, fmt: ExportFormat) -> tuple[pd.DataFrame | None, pd.Dat
         if "UTF8" in str(error) or isinstance(error, UnicodeDecodeError):
             return None, encoding_problem(path, fmt)
         return file_problem(path, "unreadable", f"the file cannot be read as CSV: {error}")
-    frame = pd.DataFrame(
-        {
-            name: pc.utf8_trim_whitespace(table.column(i)).to_pandas()
-            for i, name in enumerate(table.column_names)
-        }
-    )
-    frame.columns = [name.strip() for name in table.column_names]
+    table = table.unify_dictionaries()
+    columns = {
+        name.strip(): encoded_text(table.column(i)) for i, name in enumerate(table.column_names)
+    }
     if bad_rows:
         bad_rows = malformed_lines(path, fmt, len(header))
-    lines = data_line_index(path, len(frame), [number for number, _ in bad_rows])
-    frame.index = pd.Index(lines - FIRST_DATA_LINE)
-    return frame, bad_row_findings(path, bad_rows)
+    rows, skipped = table.num_rows, [number for number, _ in bad_rows]
+    lines = lambda: data_line_index(path, rows, skipped)  # noqa: E731
+    return Cells(columns, rows, lines), bad_row_findings(path, bad_rows)
+
+
+def encoded_text(column: arrow.ChunkedArray) -> tuple[np.ndarray, arrow.Array]:
+    """Codes and trimmed distinct texts of a column whose chunks share one dictionary."""
+    if column.num_chunks == 0:
+        return np.zeros(0, dtype=np.int32), arrow.array([], arrow.string())
+    codes = np.concatenate([chunk.indices.to_numpy() for chunk in column.chunks])
+    return codes, pc.utf8_trim_whitespace(column.chunk(0).dictionary)
 
 
 def read_header(path: Path, fmt: ExportFormat) -> tuple[list[str], pd.DataFrame | None]:
@@ -213,16 +228,21 @@ def read_header(path: Path, fmt: ExportFormat) -> tuple[list[str], pd.DataFrame 
                     line=1,
                 )
         return header, None
+    problem = duplicate_column_problem(path.name, names)
+    return (names, problem) if problem is not None else (header, None)
+
+
+def duplicate_column_problem(file: str, names: Sequence[str]) -> pd.DataFrame | None:
     duplicated = sorted({name for name in names if names.count(name) > 1})
-    if duplicated:
-        return names, findings_frame(
-            path.name,
-            "duplicate_column",
-            f"the header names {', '.join(duplicated)} twice",
-            line=1,
-            column=", ".join(duplicated),
-        )
-    return header, None
+    if not duplicated:
+        return None
+    return findings_frame(
+        file,
+        "duplicate_column",
+        f"the header names {', '.join(duplicated)} twice",
+        line=1,
+        column=", ".join(duplicated),
+    )
 
 
 def encoding_problem(path: Path, fmt: ExportFormat) -> pd.DataFrame:
@@ -283,7 +303,7 @@ def bad_row_findings(path: Path, bad_rows: list[tuple[int | None, str]]) -> pd.D
     )
 
 
-def read_xlsx(path: Path, fmt: ExportFormat) -> tuple[pd.DataFrame | None, pd.DataFrame]:
+def read_xlsx(path: Path, fmt: ExportFormat) -> tuple[Cells | None, pd.DataFrame]:
     """First (or the declared) sheet; real date and boolean cells are accepted."""
     import openpyxl
     from openpyxl.utils.exceptions import InvalidFileException
@@ -311,9 +331,19 @@ def read_xlsx(path: Path, fmt: ExportFormat) -> tuple[pd.DataFrame | None, pd.Da
     width = len(header)
     while width and not header[width - 1]:
         width -= 1
+    problem = duplicate_column_problem(path.name, header[:width])
+    if problem is not None:
+        return None, problem
     body = [row[:width] + ("",) * (width - len(row)) for row in rows[1:]]
     frame = pd.DataFrame(body, columns=header[:width], dtype=object)
-    return frame.apply(lambda column: column.str.strip()), no_findings()
+    columns = {name: encoded_series(frame[name].str.strip()) for name in frame.columns}
+    lines = np.arange(len(frame)) + FIRST_DATA_LINE
+    return Cells(columns, len(frame), lambda: lines), no_findings()
+
+
+def encoded_series(texts: pd.Series) -> tuple[np.ndarray, arrow.Array]:
+    codes, distinct = pd.factorize(texts)
+    return codes.astype(np.int32), arrow.array(distinct, arrow.string())
 
 
 def xlsx_text(value: Any, fmt: ExportFormat) -> str:
@@ -336,22 +366,23 @@ def xlsx_text(value: Any, fmt: ExportFormat) -> str:
 TYPE_NAMES = {"date": "a date", "number": "a number", "boolean": "true or false"}
 
 
-def parse_column(cells: pd.Series, kind: str, fmt: ExportFormat) -> tuple[pd.Series, np.ndarray]:
-    """Typed values and a mask of cells that are filled but not of the column's type."""
-    filled = (cells != "").to_numpy()
+def parse_column(texts: pd.Series, kind: str, fmt: ExportFormat) -> tuple[pd.Series, np.ndarray]:
+    """Typed values of distinct texts, and a mask of those filled but not of the column's
+    type. Every rule is element-wise, so it judges a text the same wherever it stands."""
+    filled = (texts != "").to_numpy()
     if kind == "date":
-        parsed = pd.to_datetime(cells.where(filled), format=fmt.date_format, errors="coerce")
+        parsed = pd.to_datetime(texts.where(filled), format=fmt.date_format, errors="coerce")
         return parsed.astype("datetime64[ns]"), filled & parsed.isna().to_numpy()
     if kind == "number":
-        text = cells.str.replace(fmt.decimal, ".", regex=False) if fmt.decimal != "." else cells
+        text = texts.str.replace(fmt.decimal, ".", regex=False) if fmt.decimal != "." else texts
         parsed = pd.to_numeric(text.where(filled), errors="coerce").astype("float64")
         return parsed, filled & parsed.isna().to_numpy()
     if kind == "boolean":
-        lowered = cells.str.lower()
+        lowered = texts.str.lower()
         is_true, is_false = (lowered == "true").to_numpy(), (lowered == "false").to_numpy()
         parsed = pd.arrays.BooleanArray(is_true, ~(is_true | is_false))
-        return pd.Series(parsed, index=cells.index), filled & ~(is_true | is_false)
-    return cells.where(filled, None).astype(object), np.zeros(len(cells), dtype=bool)
+        return pd.Series(parsed, index=texts.index), filled & ~(is_true | is_false)
+    return texts.where(filled, None).astype(object), np.zeros(len(texts), dtype=bool)
 
 
 def type_hint(kind: str, values: pd.Series, fmt: ExportFormat) -> str:
@@ -377,39 +408,104 @@ def map_values(cells: pd.Series, mapping: Mapping[str, Any]) -> pd.Series:
     return mapped
 
 
+def mapped_texts(cells: Cells, mappings: Mapping[str, Mapping[str, Any]]) -> dict[str, arrow.Array]:
+    """Each column's distinct texts in the contract's spelling (the declared values:)."""
+    return {
+        name: (
+            arrow.array(map_values(cells.texts(name), mappings[name]), arrow.string())
+            if name in mappings
+            else cells.columns[name][1]
+        )
+        for name in cells.columns
+    }
+
+
+def shared_categories(
+    texts: Mapping[str, Mapping[str, arrow.Array]], schemas: Mapping[str, pa.DataFrameSchema]
+) -> dict[str, arrow.Array]:
+    """The distinct filled values of every text column (patient_id), across all tables, in
+    the order of the tables and their rows: one code per patient for every cross-table join,
+    and patients' own ids first, in their order."""
+    shared: dict[str, list[arrow.Array]] = {}
+    for table, columns in texts.items():
+        for name, values in columns.items():
+            column = schemas[table].columns.get(name)
+            if column is not None and column_kind(column) == "text":
+                shared.setdefault(name, []).append(values)
+    return {
+        name: pc.filter(distinct, pc.not_equal(distinct, ""))
+        for name, parts in shared.items()
+        for distinct in [pc.unique(arrow.concat_arrays(parts))]
+    }
+
+
+def distinct_values(
+    codes: np.ndarray,
+    texts: arrow.Array,
+    kind: str,
+    fmt: ExportFormat,
+    shared: tuple[arrow.Array, pd.CategoricalDtype] | None,
+) -> tuple[Distinct, np.ndarray]:
+    """The column's distinct typed values with each row's position among them, and which
+    texts are mistyped. Categories and text come as unique values (-1: empty), text as the
+    categories shared by all tables (found without a Python string per id)."""
+    if shared is not None:
+        categories, dtype = shared
+        positions = pc.index_in(texts, value_set=categories).fill_null(-1).to_numpy()
+        return Distinct(dtype.categories.to_series(), positions[codes], dtype), np.zeros(
+            len(texts), dtype=bool
+        )
+    typed, bad = parse_column(
+        pd.Series(texts.to_numpy(zero_copy_only=False), dtype=object), kind, fmt
+    )
+    if kind == "category":
+        positions, categories = pd.factorize(typed)
+        return Distinct(
+            categories.to_series(), positions[codes], pd.CategoricalDtype(categories)
+        ), bad
+    return Distinct(typed, codes), bad
+
+
 def parse_table(
-    raw: pd.DataFrame, table: str, schema: pa.DataFrameSchema, fmt: ExportFormat, file: str
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Typed frame, type findings, and the mask of cells already reported as mistyped."""
-    typed = {}
+    cells: Cells,
+    texts: Mapping[str, arrow.Array],
+    schema: pa.DataFrameSchema,
+    fmt: ExportFormat,
+    file: str,
+    shared: Mapping[str, tuple[arrow.Array, pd.CategoricalDtype]],
+) -> tuple[TableRead, pd.DataFrame]:
+    """Typed contract columns, their distinct values, the cells already reported as
+    mistyped, and the type findings."""
+    distinct: dict[str, Distinct] = {}
+    mistyped: dict[str, np.ndarray] = {}
     problems = []
-    mistyped = pd.DataFrame(False, index=raw.index, columns=raw.columns)
-    mappings = fmt.values.get(table, {})
-    for name in raw.columns:
-        cells = map_values(raw[name], mappings[name]) if name in mappings else raw[name]
+    for name, (codes, _) in cells.columns.items():
         if name not in schema.columns:
-            typed[name] = cells
             continue
         kind = column_kind(schema.columns[name])
-        typed[name], bad = parse_column(cells, kind, fmt)
+        distinct[name], bad_texts = distinct_values(codes, texts[name], kind, fmt, shared.get(name))
+        bad = bad_texts[codes]
         mistyped[name] = bad
         if bad.any():
             expected = TYPE_NAMES[kind]
             if kind == "date":
                 expected += f" in the format {fmt.date_format}"
-            hint = type_hint(kind, cells[bad], fmt)
-            rows = raw.index[bad]
+            rows = np.flatnonzero(bad)
+            mapped = pd.Series(texts[name].take(codes[rows[:50]]).to_pylist(), dtype=object)
+            hint = type_hint(kind, mapped, fmt)
+            value = cells.text(name, rows)
             problems.append(
                 findings_frame(
                     file,
                     "type",
-                    name + " '" + raw.loc[rows, name] + "' is not " + expected + hint,
-                    line=pd.Series(rows + FIRST_DATA_LINE, index=rows),
+                    name + " '" + value + "' is not " + expected + hint,
+                    line=cells.line(rows),
                     column=name,
-                    value=raw.loc[rows, name],
+                    value=value,
                 )
             )
-    return pd.DataFrame(typed, index=raw.index), concat_findings(problems), mistyped
+    typed = pd.DataFrame({name: values.column() for name, values in distinct.items()})
+    return TableRead(typed, cells, mistyped, distinct), concat_findings(problems)
 
 
 def category_hint(findings: pd.DataFrame) -> pd.DataFrame:
@@ -425,33 +521,23 @@ def category_hint(findings: pd.DataFrame) -> pd.DataFrame:
 # the whole export
 
 
-@dataclass
-class TableRead:
-    """One export as typed values, as exported text, and which cells are not of their type."""
-
-    typed: pd.DataFrame
-    raw: pd.DataFrame
-    mistyped: pd.DataFrame
-
-
-def read_table(
-    table: str, path: Path, schema: pa.DataFrameSchema, fmt: ExportFormat
-) -> tuple[TableRead | None, pd.DataFrame]:
-    """The table (None when the file itself is unusable) and its findings."""
+def read_export(table: str, path: Path, fmt: ExportFormat) -> tuple[Cells | None, pd.DataFrame]:
+    """The export's cells under contract names (None when the file itself is unusable)."""
     raw, problems = read_cells(path, fmt)
     if raw is None:
         return None, problems
-    if table == "patients" and raw.empty:
+    if table == "patients" and not len(raw):
         message = "patients has a header but no patient rows"
         return None, findings_frame(path.name, "empty_file", message, line=1)
     ignored = set(fmt.ignore_columns.get(table, []))
-    raw = raw[[name for name in raw.columns if name not in ignored]]
-    raw = raw.rename(columns=dict(fmt.columns.get(table, {})))
-    typed, type_problems, mistyped = parse_table(raw, table, schema, fmt, path.name)
-    column_problems = category_hint(check_columns(typed, raw, schema, table, path.name, mistyped))
-    return TableRead(typed, raw, mistyped), concat_findings(
-        [problems, type_problems, column_problems]
-    )
+    names = dict(fmt.columns.get(table, {}))
+    kept = [name for name in raw.columns if name not in ignored]
+    renamed = [names.get(name, name) for name in kept]
+    problem = duplicate_column_problem(path.name, renamed)
+    if problem is not None:
+        return None, concat_findings([problems, problem])
+    columns = {new: raw.columns[old] for old, new in zip(kept, renamed, strict=True)}
+    return Cells(columns, raw.rows, raw.source_lines), problems
 
 
 def validate_exports(
@@ -463,28 +549,35 @@ def validate_exports(
 ) -> Validation:
     """Check everything that can be checked, in one pass, and return the typed tables."""
     schemas = {table: load_schema(table) for table in TABLES}
+    cells: dict[str, Cells] = {}
+    read_problems = {}
+    for table, path in paths.items():
+        raw, read_problems[table] = read_export(table, path, fmt)
+        if raw is not None:
+            cells[table] = raw
+    texts = {table: mapped_texts(raw, fmt.values.get(table, {})) for table, raw in cells.items()}
+    shared = {
+        name: (categories, pd.CategoricalDtype(categories.to_numpy(zero_copy_only=False)))
+        for name, categories in shared_categories(texts, schemas).items()
+    }
     reads: dict[str, TableRead] = {}
     parts = []
     for table, path in paths.items():
-        read, problems = read_table(table, path, schemas[table], fmt)
-        parts.append(problems)
-        if read is not None:
-            reads[table] = read
-    tables = {table: read.typed for table, read in reads.items()}
-    files = {table: path.name for table, path in paths.items()}
-    parts.append(
-        check_across(
-            tables,
-            {table: read.raw for table, read in reads.items()},
-            {table: read.mistyped for table, read in reads.items()},
-            schemas,
-            files,
-            definitions,
+        parts.append(read_problems[table])
+        if table not in cells:
+            continue
+        read, type_problems = parse_table(
+            cells[table], texts[table], schemas[table], fmt, path.name, shared
         )
-    )
+        reads[table] = read
+        column_problems = check_columns(read, schemas[table], path.name)
+        parts += [type_problems, category_hint(column_problems)]
+    files = {table: path.name for table, path in paths.items()}
+    parts.append(check_across(reads, schemas, files, definitions))
     findings = concat_findings(parts)
     if strict:
         findings.loc[findings["severity"] == "warning", "severity"] = "error"
+    tables = {table: read.typed for table, read in reads.items()}
     return Validation(
         tables={
             table: finish_types(tables.get(table, empty_table(schemas[table])), schemas[table])
@@ -518,14 +611,16 @@ def empty_table(schema: pa.DataFrameSchema) -> pd.DataFrame:
 
 
 def finish_types(table: pd.DataFrame, schema: pa.DataFrameSchema) -> pd.DataFrame:
-    """Contract columns only, categories as pandas categoricals, ready for parquet."""
+    """Contract columns only, ready for parquet: categories as categoricals of the
+    contract's categories, patient ids as categoricals of the ids of all four tables (so
+    that derivation joins tables by code)."""
     out = table.reindex(columns=list(schema.columns)).reset_index(drop=True)
     for name, column in schema.columns.items():
         kind = column_kind(column)
         if kind == "category":
             out[name] = pd.Categorical(out[name], categories=allowed_values(column))
         elif kind == "text":
-            out[name] = out[name].astype("string")
+            out[name] = out[name].astype("category")
         else:
             out[name] = out[name].astype(str(column.dtype))
     return out
@@ -536,8 +631,10 @@ def finish_types(table: pd.DataFrame, schema: pa.DataFrameSchema) -> pd.DataFram
 
 
 def write_tables(tables: Mapping[str, pd.DataFrame], paths: Mapping[str, str]) -> None:
+    """One row group per table, so that a patient_id dictionary is written (and read) once."""
     for table in TABLES:
-        tables[table].to_parquet(paths[table], index=False)
+        frame = arrow.Table.from_pandas(tables[table], preserve_index=False)
+        pq.write_table(frame, paths[table], row_group_size=max(frame.num_rows, 1))
 
 
 def count_findings(findings: pd.DataFrame) -> dict[str, Any]:

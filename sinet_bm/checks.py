@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -131,22 +132,32 @@ class TableRead:
 
 def later_duplicates(keys: Sequence[np.ndarray]) -> np.ndarray:
     """Rows whose key (one code per row and column, nulls equal) occurred on an earlier row.
-    A stable sort of the packed key puts equal keys together in row order; an export that is
-    sorted by its key already needs no sort."""
-    packed = np.zeros(len(keys[0]), dtype=np.int64)
-    size = 1
+
+    Equal keys share their leading columns, so when the rows are sorted by the first
+    columns of the key (exports are sorted by patient, then date), equal keys stand in one
+    run of equal leading columns: only the rows of such runs are sorted (stably, by the
+    whole key) to find them. An export in no order sorts all its rows."""
+    later = np.zeros(len(keys[0]), dtype=bool)
+    if len(later) < 2:
+        return later
+    packed = np.zeros(len(later), dtype=np.int64)
+    boundaries = np.zeros(len(later) - 1, dtype=bool)  # between runs of sorted leading keys
+    in_order, size = True, 1
     for key in keys:
         width = int(key.max(initial=-1)) + 2
         if size * width >= 2**62:
             _, inverse = np.unique(packed, return_inverse=True)
             packed, size = inverse.astype(np.int64), int(inverse.max(initial=0)) + 1
-        packed = packed * width + (key + 1)
+        packed *= width  # in place: a fresh array of 10^7 rows costs more than the arithmetic
+        packed += key
+        packed += 1
         size *= width
-    later = np.zeros(len(packed), dtype=bool)
-    if (packed[1:] >= packed[:-1]).all():
-        later[1:] = packed[1:] == packed[:-1]
-        return later
-    order = np.argsort(packed, kind="stable")
+        in_order = in_order and bool((packed[1:] >= packed[:-1]).all())
+        if in_order:
+            boundaries = packed[1:] != packed[:-1]
+    starts = np.r_[True, boundaries]
+    rows = np.flatnonzero(~(starts & np.r_[boundaries, True]))
+    order = rows[np.argsort(packed[rows], kind="stable")]
     later[order[1:]] = packed[order[1:]] == packed[order[:-1]]
     return later
 
@@ -496,25 +507,25 @@ def with_patient_dates(
     child: pd.DataFrame, patients: pd.DataFrame, first_positive: np.ndarray | None
 ) -> pd.DataFrame:
     """The child rows with their patient's dates; `_known` marks ids found in patients.
-    Patient ids are categoricals of one shared set of categories, so that a join is a take
-    by code."""
+    Patient ids are categoricals of one shared set of categories, so that a join is one
+    take by code of per-patient values (the last: for rows without an id)."""
     size = len(child["patient_id"].cat.categories)
     codes = child["patient_id"].cat.codes.to_numpy()
-    rows = np.append(first_rows(patients["patient_id"].cat.codes.to_numpy(), size), -1)[codes]
-    known = rows >= 0
+    first = first_rows(patients["patient_id"].cat.codes.to_numpy(), size)
+    known = first >= 0
+    nat = np.datetime64("NaT", "ns")
+
+    def per_row(values: np.ndarray, empty: Any) -> pd.Series:
+        return pd.Series(np.append(values, empty)[codes], index=child.index)
+
     joined = {name: child[name] for name in child.columns}
     for name in ("diagnosis_date", "last_followup_date"):
-        values = patients[name].to_numpy()[np.maximum(rows, 0)]
-        joined[name] = pd.Series(
-            np.where(known, values, np.datetime64("NaT", "ns")), dtype="datetime64[ns]"
-        )
-    joined["_known"] = pd.Series(known)
+        dates = patients[name].to_numpy(dtype="datetime64[ns]")[np.maximum(first, 0)]
+        joined[name] = per_row(np.where(known, dates, nat), nat)
+    joined["_known"] = per_row(known, False)
     joined["_has_imaging"] = pd.Series(first_positive is not None, index=child.index)
-    first = (
-        first_positive if first_positive is not None else np.full(size, np.datetime64("NaT", "ns"))
-    )
-    joined["_first_positive"] = pd.Series(
-        np.append(first, np.datetime64("NaT", "ns"))[codes], dtype="datetime64[ns]"
+    joined["_first_positive"] = per_row(
+        first_positive if first_positive is not None else np.full(size, nat), nat
     )
     return pd.DataFrame(joined, copy=False)
 

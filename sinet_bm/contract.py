@@ -128,8 +128,8 @@ def latest(codes: np.ndarray, dates: np.ndarray, size: int) -> np.ndarray:
 
 def positive_exam(imaging: pd.DataFrame) -> np.ndarray:
     """Exams with bone uptake or a morphologic bone lesion."""
-    positive = imaging["bone_sstr_uptake"].fillna(False) | imaging["bone_morphologic"].fillna(False)
-    return positive.to_numpy(dtype=bool)
+    uptake = imaging["bone_sstr_uptake"].to_numpy(dtype=bool, na_value=False)
+    return uptake | imaging["bone_morphologic"].to_numpy(dtype=bool, na_value=False)
 
 
 def first_positive_dates(imaging: pd.DataFrame, codes: np.ndarray, size: int) -> np.ndarray:

@@ -89,7 +89,7 @@ def patient_codes(tables: Mapping[str, pd.DataFrame]) -> tuple[dict[str, np.ndar
     else:
         dtype = pd.CategoricalDtype(pd.unique(ids.dropna()))
     codes = {
-        name: pd.Categorical(table["patient_id"], dtype=dtype).codes.astype(np.int64)
+        name: pd.Categorical(table["patient_id"], dtype=dtype).codes
         for name, table in tables.items()
     }
     return codes, len(dtype.categories)
@@ -103,28 +103,35 @@ def bone_findings(
     imaging: pd.DataFrame, codes: np.ndarray, bm_date: np.ndarray, definitions: Definitions
 ) -> pd.DataFrame:
     """BM date, SSTR-only detection, time to morphologic visibility and BM type, per patient
-    code; rows only for patients with a positive exam."""
+    code; empty (NaT, NaN, false, missing) for patients without a positive exam."""
     size = len(bm_date)
-    morphologic = imaging["bone_morphologic"].fillna(False).to_numpy(dtype=bool)
+    morphologic = flag(imaging["bone_morphologic"])
     exam_date = imaging["exam_date"].to_numpy()
-    first_morphologic = earliest(np.where(morphologic, codes, -1), exam_date, size)
-    out = pd.DataFrame(
+    bm = pd.Series(bm_date)
+    first = pd.Series(earliest(np.where(morphologic, codes, -1), exam_date, size))
+    positive = pd.Series(count(codes, positive_exam(imaging), size) > 0)
+    sstr_only = positive & ~(first <= bm)
+    visible = first.notna()
+    until = first.where(visible, pd.Series(latest(codes, exam_date, size)))
+    return pd.DataFrame(
         {
-            "bm_date": bm_date,
-            "first_morphologic_date": first_morphologic,
-            "last_exam_date": latest(codes, exam_date, size),
-            "bm_type": bm_type(imaging, codes, morphologic, first_morphologic),
+            "bm_date": bm,
+            "first_morphologic_date": first,
+            "sstr_only": sstr_only,
+            "months_to_morphologic": (days(until, bm) / definitions.days_per_month).where(
+                sstr_only
+            ),
+            "morphologic_visible": visible.astype("boolean").where(sstr_only),
+            "bm_type": pd.Series(bm_type(imaging, codes, morphologic, first.to_numpy())).where(
+                positive
+            ),
         }
     )
-    out = out[count(codes, positive_exam(imaging), size) > 0]
-    out["sstr_only"] = ~(out["first_morphologic_date"] <= out["bm_date"])
-    visible = out["first_morphologic_date"].notna()
-    until = out["first_morphologic_date"].where(visible, out["last_exam_date"])
-    out["months_to_morphologic"] = (days(until, out["bm_date"]) / definitions.days_per_month).where(
-        out["sstr_only"]
-    )
-    out["morphologic_visible"] = visible.where(out["sstr_only"])
-    return out.drop(columns=["last_exam_date"])
+
+
+def flag(values: pd.Series) -> np.ndarray:
+    """A boolean column with missing as false."""
+    return values.to_numpy(dtype=bool, na_value=False)
 
 
 def bm_type(
@@ -172,22 +179,33 @@ def antiresorptive(
 
 
 def of_patients(values: pd.DataFrame, codes: np.ndarray) -> dict[str, pd.Series]:
-    """Per patient row, the values of its code (missing when its code has no row)."""
-    rows = values.reindex(pd.Index(codes)).reset_index(drop=True)
-    return {name: rows[name] for name in rows.columns}
+    """Per patient row, the values of its code (missing for a patient without an id)."""
+    return {
+        name: pd.Series(column.array.take(codes, allow_fill=True))
+        for name, column in values.items()
+    }
+
+
+def as_text(values: pd.Series) -> pd.Series:
+    """The column as `astype(str)` writes it (missing: "nan"); a categorical converts its
+    categories, not every row."""
+    if not isinstance(values.dtype, pd.CategoricalDtype):
+        return values.astype(str)
+    texts = np.append(values.cat.categories.astype(str).to_numpy(dtype=object), "nan")
+    return pd.Series(texts[values.cat.codes.to_numpy()], index=values.index)
 
 
 def derive_endpoints(tables: Mapping[str, pd.DataFrame], definitions: Definitions) -> pd.DataFrame:
     codes, size = patient_codes(tables)
     patients = tables["patients"].reset_index(drop=True)
     imaging = tables["imaging"]
-    sex, stage = patients["sex"].astype(str), patients["uicc_stage"].astype(str)
+    sex, stage = as_text(patients["sex"]), as_text(patients["uicc_stage"])
     out: dict[str, pd.Series | np.ndarray] = {
-        "patient_id": patients["patient_id"].astype(str),
+        "patient_id": as_text(patients["patient_id"]),
         "sex": sex,
         "male": sex == "male",
         "diagnosis_date": patients["diagnosis_date"],
-        "primary_site": patients["primary_site"].astype(str),
+        "primary_site": as_text(patients["primary_site"]),
         "uicc_stage": stage,
         "stage_iv": stage == "IV",
         "ki67_percent": patients["ki67_percent"],

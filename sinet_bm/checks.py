@@ -93,16 +93,27 @@ class Distinct:
 
     values: pd.Series
     codes: np.ndarray
+    mistyped: np.ndarray  # per value: its text is filled but not of the column's type
     dtype: pd.CategoricalDtype | None = None
 
-    def rows(self, verdict: np.ndarray, empty: bool = False) -> np.ndarray:
-        """Per row, the verdict on its value; `empty` for rows without one."""
-        return np.append(np.asarray(verdict, dtype=bool), empty)[self.codes]
+    def rows(self, verdict: np.ndarray, empty: bool = False) -> np.ndarray | None:
+        """Per row, the verdict on its value (`empty` for rows without one); None when it
+        holds for no value, so that a clean column costs no pass over its rows."""
+        verdict = np.asarray(verdict, dtype=bool)
+        if not verdict.any() and not empty:
+            return None
+        return np.append(verdict, empty)[self.codes]
 
-    def null(self) -> np.ndarray:
+    def null(self) -> np.ndarray | None:
         if self.dtype is not None:
-            return self.codes < 0
-        return self.rows(self.values.isna().to_numpy(), empty=True)
+            empty = self.codes < 0
+            return empty if empty.any() else None
+        return self.rows(self.values.isna().to_numpy())
+
+    def unreported(self, failed: np.ndarray) -> np.ndarray:
+        """Failing rows, without those already reported as not of the column's type."""
+        mistyped = self.rows(self.mistyped) if failed.any() else None
+        return failed if mistyped is None else failed & ~mistyped
 
     def column(self) -> pd.Series:
         """The typed column, one value per row (only categoricals have empty codes)."""
@@ -121,12 +132,11 @@ class Distinct:
 
 @dataclass
 class TableRead:
-    """One export as typed values, as exported text, which cells are not of their type, and
-    each contract column's distinct values (what its checks judge)."""
+    """One export as typed values, as exported text, and each contract column's distinct
+    values (what its checks judge, and which of them are not of their type)."""
 
     typed: pd.DataFrame
     raw: Cells
-    mistyped: dict[str, np.ndarray]
     distinct: dict[str, Distinct]
 
 
@@ -175,7 +185,7 @@ def column_failures(distinct: Distinct, column: pa.Column) -> dict[str, np.ndarr
     for check in column.checks:
         verdict = check(filled).check_output.reindex(distinct.values.index, fill_value=True)
         failures[check.error] = distinct.rows(~verdict.to_numpy(dtype=bool))
-    return failures
+    return {check: failed for check, failed in failures.items() if failed is not None}
 
 
 def check_columns(read: TableRead, schema: pa.DataFrameSchema, file: str) -> pd.DataFrame:
@@ -194,7 +204,7 @@ def check_columns(read: TableRead, schema: pa.DataFrameSchema, file: str) -> pd.
         parts.append(
             cell_findings(
                 raw,
-                failed & ~read.mistyped[name],
+                read.distinct[name].unreported(failed),
                 file,
                 name,
                 contract_name,
@@ -494,6 +504,9 @@ CHILD_CHECKS = [
 CROSS_CHECKS = PATIENT_CHECKS + CHILD_CHECKS
 
 
+NAT = np.datetime64("NaT", "ns")
+
+
 def first_rows(codes: np.ndarray, size: int) -> np.ndarray:
     """Per code below `size`, the first row that holds it (-1: none)."""
     first = np.full(size, -1, dtype=np.int64)
@@ -503,52 +516,51 @@ def first_rows(codes: np.ndarray, size: int) -> np.ndarray:
     return first
 
 
-def with_patient_dates(
-    child: pd.DataFrame, patients: pd.DataFrame, first_positive: np.ndarray | None
-) -> pd.DataFrame:
+def with_patient_dates(child: pd.DataFrame, patients: pd.DataFrame) -> pd.DataFrame:
     """The child rows with their patient's dates; `_known` marks ids found in patients.
     Patient ids are categoricals of one shared set of categories, so that a join is one
     take by code of per-patient values (the last: for rows without an id)."""
     size = len(child["patient_id"].cat.categories)
-    codes = child["patient_id"].cat.codes.to_numpy()
     first = first_rows(patients["patient_id"].cat.codes.to_numpy(), size)
     known = first >= 0
-    nat = np.datetime64("NaT", "ns")
-
-    def per_row(values: np.ndarray, empty: Any) -> pd.Series:
-        return pd.Series(np.append(values, empty)[codes], index=child.index)
-
     joined = {name: child[name] for name in child.columns}
     for name in ("diagnosis_date", "last_followup_date"):
         dates = patients[name].to_numpy(dtype="datetime64[ns]")[np.maximum(first, 0)]
-        joined[name] = per_row(np.where(known, dates, nat), nat)
-    joined["_known"] = per_row(known, False)
-    joined["_has_imaging"] = pd.Series(first_positive is not None, index=child.index)
-    joined["_first_positive"] = per_row(
-        first_positive if first_positive is not None else np.full(size, nat), nat
-    )
+        joined[name] = per_row(child, np.where(known, dates, NAT), NAT)
+    joined["_known"] = per_row(child, known, False)
     return pd.DataFrame(joined, copy=False)
 
 
+def with_first_positive(events: pd.DataFrame, first_positive: np.ndarray | None) -> pd.DataFrame:
+    """The events with their patient's first positive exam (`_has_imaging`: whether there
+    is an imaging table to find it in)."""
+    size = len(events["patient_id"].cat.categories)
+    first = first_positive if first_positive is not None else np.full(size, NAT)
+    return events.assign(
+        _has_imaging=first_positive is not None, _first_positive=per_row(events, first, NAT)
+    )
+
+
+def per_row(child: pd.DataFrame, values: np.ndarray, empty: Any) -> pd.Series:
+    """Per child row, the value of its patient code (`empty` for a row without an id)."""
+    codes = child["patient_id"].cat.codes.to_numpy()
+    return pd.Series(np.append(values, empty)[codes], index=child.index)
+
+
 def run_cross_checks(
-    frame: pd.DataFrame,
-    raw: Cells,
-    mistyped: Mapping[str, np.ndarray],
-    table: str,
-    file: str,
-    definitions: Definitions,
+    frame: pd.DataFrame, read: TableRead, table: str, file: str, definitions: Definitions
 ) -> pd.DataFrame:
     """A cell already reported as not of its type is not judged again."""
     parts = []
     for cross in CROSS_CHECKS:
         if cross.table != table:
             continue
-        failed = cross.failed(frame, definitions).fillna(False).to_numpy(dtype=bool)
-        if cross.column in mistyped:
-            failed &= ~mistyped[cross.column]
+        failed = cross.failed(frame, definitions).to_numpy(dtype=bool, na_value=False)
+        if cross.column in read.distinct:
+            failed = read.distinct[cross.column].unreported(failed)
         parts.append(
             cell_findings(
-                raw,
+                read.raw,
                 failed,
                 file,
                 cross.column,
@@ -575,16 +587,7 @@ def check_across(
     if "patients" not in complete:
         return no_findings()
     patients = complete["patients"]
-    parts = [
-        run_cross_checks(
-            patients.typed,
-            patients.raw,
-            patients.mistyped,
-            "patients",
-            files["patients"],
-            definitions,
-        )
-    ]
+    parts = [run_cross_checks(patients.typed, patients, "patients", files["patients"], definitions)]
     first_positive = None
     if "imaging" in complete:
         imaging = complete["imaging"].typed
@@ -594,11 +597,10 @@ def check_across(
         if name not in complete:
             continue
         read = complete[name]
-        positives = first_positive if name == "skeletal_events" else None
-        frame = with_patient_dates(read.typed, patients.typed, positives)
-        parts.append(
-            run_cross_checks(frame, read.raw, read.mistyped, name, files[name], definitions)
-        )
+        frame = with_patient_dates(read.typed, patients.typed)
+        if name == "skeletal_events":
+            frame = with_first_positive(frame, first_positive)
+        parts.append(run_cross_checks(frame, read, name, files[name], definitions))
     return concat_findings(parts)
 
 

@@ -425,20 +425,35 @@ def mapped_texts(cells: Cells, mappings: Mapping[str, Mapping[str, Any]]) -> dic
 
 def shared_categories(
     texts: Mapping[str, Mapping[str, arrow.Array]], schemas: Mapping[str, pa.DataFrameSchema]
-) -> dict[str, arrow.Array]:
-    """The distinct filled values of every text column (patient_id), across all tables, in
-    the order of the tables and their rows: one code per patient for every cross-table join,
-    and patients' own ids first, in their order."""
-    shared: dict[str, list[arrow.Array]] = {}
+) -> dict[str, tuple[pd.CategoricalDtype, dict[str, np.ndarray]]]:
+    """Per text column (patient_id): the distinct filled values across all tables, in the
+    order of the tables and their rows, and per table the position of each of its distinct
+    texts among them (-1: empty). One code per patient for every cross-table join, patients'
+    own ids first, in their order; one hash pass over all tables' texts."""
+    shared: dict[str, dict[str, arrow.Array]] = {}
     for table, columns in texts.items():
         for name, values in columns.items():
             column = schemas[table].columns.get(name)
             if column is not None and column_kind(column) == "text":
-                shared.setdefault(name, []).append(values)
-    return {
-        name: pc.filter(distinct, pc.not_equal(distinct, ""))
-        for name, parts in shared.items()
-        for distinct in [pc.unique(arrow.concat_arrays(parts))]
+                shared.setdefault(name, {})[table] = values
+    return {name: shared_codes(parts) for name, parts in shared.items()}
+
+
+def shared_codes(
+    parts: Mapping[str, arrow.Array],
+) -> tuple[pd.CategoricalDtype, dict[str, np.ndarray]]:
+    encoded = pc.dictionary_encode(arrow.concat_arrays(list(parts.values())))
+    distinct, positions = encoded.dictionary, encoded.indices.to_numpy().astype(np.int64)
+    empty = pc.index(distinct, "").as_py()
+    if empty >= 0:
+        distinct = pc.filter(distinct, pc.not_equal(distinct, ""))
+        positions[positions == empty] = -1
+        positions[positions > empty] -= 1
+    bounds = np.cumsum([0] + [len(part) for part in parts.values()])
+    dtype = pd.CategoricalDtype(distinct.to_numpy(zero_copy_only=False))
+    return dtype, {
+        table: positions[start:end]
+        for table, start, end in zip(parts, bounds[:-1], bounds[1:], strict=True)
     }
 
 
@@ -447,15 +462,15 @@ def distinct_values(
     texts: arrow.Array,
     kind: str,
     fmt: ExportFormat,
-    shared: tuple[arrow.Array, pd.CategoricalDtype] | None,
+    shared: tuple[pd.CategoricalDtype, np.ndarray] | None,
 ) -> tuple[Distinct, np.ndarray]:
     """The column's distinct typed values with each row's position among them, and which
     texts are mistyped. Categories and text come as unique values (-1: empty), text as the
-    categories shared by all tables (found without a Python string per id)."""
+    categories shared by all tables."""
     if shared is not None:
-        categories, dtype = shared
-        positions = pc.index_in(texts, value_set=categories).fill_null(-1).to_numpy()
-        return Distinct(dtype.categories.to_series(), positions[codes], dtype), np.zeros(
+        dtype, positions = shared
+        unique = dtype.categories.to_series()
+        return Distinct(unique, positions[codes], np.zeros(len(unique), bool), dtype), np.zeros(
             len(texts), dtype=bool
         )
     typed, bad = parse_column(
@@ -463,10 +478,10 @@ def distinct_values(
     )
     if kind == "category":
         positions, categories = pd.factorize(typed)
-        return Distinct(
-            categories.to_series(), positions[codes], pd.CategoricalDtype(categories)
-        ), bad
-    return Distinct(typed, codes), bad
+        unique = categories.to_series()
+        dtype = pd.CategoricalDtype(categories)
+        return Distinct(unique, positions[codes], np.zeros(len(unique), bool), dtype), bad
+    return Distinct(typed, codes, bad), bad
 
 
 def parse_table(
@@ -475,21 +490,19 @@ def parse_table(
     schema: pa.DataFrameSchema,
     fmt: ExportFormat,
     file: str,
-    shared: Mapping[str, tuple[arrow.Array, pd.CategoricalDtype]],
+    shared: Mapping[str, tuple[pd.CategoricalDtype, np.ndarray]],
 ) -> tuple[TableRead, pd.DataFrame]:
-    """Typed contract columns, their distinct values, the cells already reported as
-    mistyped, and the type findings."""
+    """Typed contract columns, their distinct values (and which are mistyped), and the
+    type findings."""
     distinct: dict[str, Distinct] = {}
-    mistyped: dict[str, np.ndarray] = {}
     problems = []
     for name, (codes, _) in cells.columns.items():
         if name not in schema.columns:
             continue
         kind = column_kind(schema.columns[name])
         distinct[name], bad_texts = distinct_values(codes, texts[name], kind, fmt, shared.get(name))
-        bad = bad_texts[codes]
-        mistyped[name] = bad
-        if bad.any():
+        if bad_texts.any():
+            bad = bad_texts[codes]
             expected = TYPE_NAMES[kind]
             if kind == "date":
                 expected += f" in the format {fmt.date_format}"
@@ -508,7 +521,7 @@ def parse_table(
                 )
             )
     typed = pd.DataFrame({name: values.column() for name, values in distinct.items()}, copy=False)
-    return TableRead(typed, cells, mistyped, distinct), concat_findings(problems)
+    return TableRead(typed, cells, distinct), concat_findings(problems)
 
 
 def category_hint(findings: pd.DataFrame) -> pd.DataFrame:
@@ -559,18 +572,18 @@ def validate_exports(
         if raw is not None:
             cells[table] = raw
     texts = {table: mapped_texts(raw, fmt.values.get(table, {})) for table, raw in cells.items()}
-    shared = {
-        name: (categories, pd.CategoricalDtype(categories.to_numpy(zero_copy_only=False)))
-        for name, categories in shared_categories(texts, schemas).items()
-    }
+    shared = shared_categories(texts, schemas)
     reads: dict[str, TableRead] = {}
     parts = []
     for table, path in paths.items():
         parts.append(read_problems[table])
         if table not in cells:
             continue
+        own = {
+            name: (dtype, codes[table]) for name, (dtype, codes) in shared.items() if table in codes
+        }
         read, type_problems = parse_table(
-            cells[table], texts[table], schemas[table], fmt, path.name, shared
+            cells[table], texts[table], schemas[table], fmt, path.name, own
         )
         reads[table] = read
         column_problems = check_columns(read, schemas[table], path.name)
@@ -617,16 +630,17 @@ def finish_types(table: pd.DataFrame, schema: pa.DataFrameSchema) -> pd.DataFram
     """Contract columns only, ready for parquet: categories as categoricals of the
     contract's categories, patient ids as categoricals of the ids of all four tables (so
     that derivation joins tables by code)."""
-    out = table.reindex(columns=list(schema.columns)).reset_index(drop=True)
+    out = {}
     for name, column in schema.columns.items():
+        values = table[name] if name in table else pd.Series(np.nan, index=table.index)
         kind = column_kind(column)
         if kind == "category":
-            out[name] = pd.Categorical(out[name], categories=allowed_values(column))
+            out[name] = pd.Categorical(values, categories=allowed_values(column))
         elif kind == "text":
-            out[name] = out[name].astype("category")
+            out[name] = values.astype("category")
         else:
-            out[name] = out[name].astype(str(column.dtype))
-    return out
+            out[name] = values.astype(str(column.dtype), copy=False)
+    return pd.DataFrame(out, index=table.index, copy=False)
 
 
 # ---------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from sinet_bm.contract import (
     first_positive_dates,
     latest,
     positive_exam,
+    select_text,
 )
 
 
@@ -34,11 +35,13 @@ def eligibility(patients: pd.DataFrame, definitions: Definitions) -> pd.DataFram
     """Age at diagnosis and the first failing inclusion criterion (period, then age)."""
     age_years = days(patients["diagnosis_date"], patients["birth_date"]) / definitions.days_per_year
     in_period = patients["diagnosis_date"].between(definitions.study_start, definitions.study_end)
-    reason = np.select(
-        [~in_period, age_years < definitions.min_age_years], ["study_period", "age"], default=""
-    )
+    excluded = [~in_period, age_years < definitions.min_age_years]
     return pd.DataFrame(
-        {"age_years": age_years, "exclusion_reason": reason, "eligible": reason == ""},
+        {
+            "age_years": age_years,
+            "exclusion_reason": select_text(excluded, ["study_period", "age"], ""),
+            "eligible": ~np.logical_or.reduce(excluded),
+        },
         index=patients.index,
     )
 
@@ -48,14 +51,15 @@ def tumour_grade(patients: pd.DataFrame, definitions: Definitions) -> pd.DataFra
     derived = derive_grade(patients["ki67_percent"], definitions)
     given = patients["grade"].astype(object)
     grade = given.where(given.notna(), derived)
-    source = np.select([given.notna(), derived.notna()], ["given", "ki67"], default="missing")
+    source = select_text([given.notna(), derived.notna()], ["given", "ki67"], "missing")
     return pd.DataFrame({"grade": grade, "grade_source": source}, index=patients.index)
 
 
 def read_tables(paths: Mapping[str, str]) -> dict[str, pd.DataFrame]:
     """The validated tables, with patient_id as one categorical for all four: validation
     writes one shared dictionary of ids, so that each table's ids become codes of it without
-    a Python string per id and table (a table with other ids is read as it is)."""
+    a Python string per id and table (a table with other ids is read as it is). Columns
+    stay one block each: no copy into pandas' two-dimensional blocks."""
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
@@ -66,9 +70,9 @@ def read_tables(paths: Mapping[str, str]) -> dict[str, pd.DataFrame]:
     for name, table in tables.items():
         ids = table.column("patient_id").combine_chunks()
         if not ids.type.equals(shared.type) or not ids.dictionary.equals(shared.dictionary):
-            frames[name] = table.to_pandas()
+            frames[name] = table.to_pandas(split_blocks=True)
             continue
-        frame = table.drop_columns(["patient_id"]).to_pandas()
+        frame = table.drop_columns(["patient_id"]).to_pandas(split_blocks=True)
         codes = pc.fill_null(ids.indices, -1).to_numpy()
         frame.insert(
             table.schema.get_field_index("patient_id"),
@@ -203,11 +207,11 @@ def derive_endpoints(tables: Mapping[str, pd.DataFrame], definitions: Definition
     out: dict[str, pd.Series | np.ndarray] = {
         "patient_id": as_text(patients["patient_id"]),
         "sex": sex,
-        "male": sex == "male",
+        "male": (patients["sex"] == "male").to_numpy(),
         "diagnosis_date": patients["diagnosis_date"],
         "primary_site": as_text(patients["primary_site"]),
         "uicc_stage": stage,
-        "stage_iv": stage == "IV",
+        "stage_iv": (patients["uicc_stage"] == "IV").to_numpy(),
         "ki67_percent": patients["ki67_percent"],
         "functioning": patients["functioning"].astype(bool),
     }

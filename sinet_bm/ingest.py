@@ -17,7 +17,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -140,14 +140,19 @@ def file_problem(path: Path, check: str, message: str) -> tuple[None, pd.DataFra
     return None, findings_frame(path.name, check, message)
 
 
-def read_cells(path: Path, fmt: ExportFormat) -> tuple[Cells | None, pd.DataFrame]:
-    """Every cell as stripped text (empty = missing), with the source line of each row."""
+def read_cells(
+    path: Path, fmt: ExportFormat, ids: Collection[str] = ()
+) -> tuple[Cells | None, pd.DataFrame]:
+    """Every cell as stripped text (empty = missing), with the source line of each row;
+    `ids` names the columns of identifiers (see `encoded_text`)."""
     if path.suffix == ".xlsx":
         return read_xlsx(path, fmt)
-    return read_csv(path, fmt)
+    return read_csv(path, fmt, ids)
 
 
-def read_csv(path: Path, fmt: ExportFormat) -> tuple[Cells | None, pd.DataFrame]:
+def read_csv(
+    path: Path, fmt: ExportFormat, ids: Collection[str]
+) -> tuple[Cells | None, pd.DataFrame]:
     with open(path, "rb") as handle:
         head = handle.read(4096)
     for signature, kind in SIGNATURES.items():
@@ -191,9 +196,9 @@ def read_csv(path: Path, fmt: ExportFormat) -> tuple[Cells | None, pd.DataFrame]
         if "UTF8" in str(error) or isinstance(error, UnicodeDecodeError):
             return None, encoding_problem(path, fmt)
         return file_problem(path, "unreadable", f"the file cannot be read as CSV: {error}")
-    table = table.unify_dictionaries()
     columns = {
-        name.strip(): encoded_text(table.column(i)) for i, name in enumerate(table.column_names)
+        name.strip(): encoded_text(table.column(i), unify=name.strip() not in ids)
+        for i, name in enumerate(table.column_names)
     }
     if bad_rows:
         bad_rows = malformed_lines(path, fmt, len(header))
@@ -202,12 +207,27 @@ def read_csv(path: Path, fmt: ExportFormat) -> tuple[Cells | None, pd.DataFrame]
     return Cells(columns, rows, lines), bad_row_findings(path, bad_rows)
 
 
-def encoded_text(column: arrow.ChunkedArray) -> tuple[np.ndarray, arrow.Array]:
-    """Codes and trimmed distinct texts of a column whose chunks share one dictionary."""
+def encoded_text(column: arrow.ChunkedArray, unify: bool) -> tuple[np.ndarray, arrow.Array]:
+    """Codes and trimmed texts of a dictionary-encoded column. Its chunks' dictionaries are
+    unified, so that each distinct text is parsed once, except for identifiers: they are
+    made unique across all tables in one pass anyway, and unifying a million of them per
+    file costs as much again, so their chunks' dictionaries are only put one after another.
+    The codes are combined by arrow, whose memory pool reuses what parsing freed (a fresh
+    numpy array of a column costs ten times as much here, in page faults)."""
     if column.num_chunks == 0:
         return np.zeros(0, dtype=np.int32), arrow.array([], arrow.string())
-    codes = np.concatenate([chunk.indices.to_numpy() for chunk in column.chunks])
-    return codes, pc.utf8_trim_whitespace(column.chunk(0).dictionary)
+    if unify:
+        combined = column.unify_dictionaries().combine_chunks()
+        return combined.indices.to_numpy(), pc.utf8_trim_whitespace(combined.dictionary)
+    offsets = np.cumsum([0] + [len(chunk.dictionary) for chunk in column.chunks[:-1]])
+    codes = arrow.chunked_array(
+        [
+            pc.add(chunk.indices, int(offset))
+            for chunk, offset in zip(column.chunks, offsets, strict=True)
+        ]
+    ).combine_chunks()
+    texts = arrow.concat_arrays([chunk.dictionary for chunk in column.chunks])
+    return codes.to_numpy(), pc.utf8_trim_whitespace(texts)
 
 
 def read_header(path: Path, fmt: ExportFormat) -> tuple[list[str], pd.DataFrame | None]:
@@ -537,16 +557,20 @@ def category_hint(findings: pd.DataFrame) -> pd.DataFrame:
 # the whole export
 
 
-def read_export(table: str, path: Path, fmt: ExportFormat) -> tuple[Cells | None, pd.DataFrame]:
+def read_export(
+    table: str, path: Path, fmt: ExportFormat, schema: pa.DataFrameSchema
+) -> tuple[Cells | None, pd.DataFrame]:
     """The export's cells under contract names (None when the file itself is unusable)."""
-    raw, problems = read_cells(path, fmt)
+    names = dict(fmt.columns.get(table, {}))
+    text = {name for name, column in schema.columns.items() if column_kind(column) == "text"}
+    ids = {export for export, name in names.items() if name in text} | (text - set(names))
+    raw, problems = read_cells(path, fmt, ids)
     if raw is None:
         return None, problems
     if table == "patients" and not len(raw):
         message = "patients has a header but no patient rows"
         return None, findings_frame(path.name, "empty_file", message, line=1)
     ignored = set(fmt.ignore_columns.get(table, []))
-    names = dict(fmt.columns.get(table, {}))
     kept = [name for name in raw.columns if name not in ignored]
     renamed = [names.get(name, name) for name in kept]
     problem = duplicate_column_problem(path.name, renamed)
@@ -568,7 +592,7 @@ def validate_exports(
     cells: dict[str, Cells] = {}
     read_problems = {}
     for table, path in paths.items():
-        raw, read_problems[table] = read_export(table, path, fmt)
+        raw, read_problems[table] = read_export(table, path, fmt, schemas[table])
         if raw is not None:
             cells[table] = raw
     texts = {table: mapped_texts(raw, fmt.values.get(table, {})) for table, raw in cells.items()}

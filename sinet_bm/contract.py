@@ -146,5 +146,5 @@ def first_positive_dates(imaging: pd.DataFrame, codes: np.ndarray, size: int) ->
     """BM date per patient code (each exam's patient as a code below `size`): the first
     positive exam (validation needs it for SREs before any positive imaging, derivation
     for BM)."""
-    positive = np.where(positive_exam(imaging), codes, -1)
-    return earliest(positive, imaging["exam_date"].to_numpy(), size)
+    positive = np.flatnonzero(positive_exam(imaging))
+    return earliest(codes[positive], imaging["exam_date"].to_numpy()[positive], size)

@@ -12,6 +12,8 @@ counted from whole calendar days.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -59,11 +61,13 @@ def read_tables(paths: Mapping[str, str]) -> dict[str, pd.DataFrame]:
     """The validated tables, with patient_id as one categorical for all four: validation
     writes one shared dictionary of ids, so that each table's ids become codes of it without
     a Python string per id and table (a table with other ids is read as it is). Columns
-    stay one block each: no copy into pandas' two-dimensional blocks."""
+    stay one block each: no copy into pandas' two-dimensional blocks. The files are read
+    side by side: each file's id dictionary is decoded by one thread."""
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    tables = {name: pq.read_table(path) for name, path in paths.items()}
+    with ThreadPoolExecutor() as pool:
+        tables = dict(zip(paths, pool.map(pq.read_table, paths.values()), strict=True))
     shared = tables["patients"].column("patient_id").combine_chunks()
     dtype = pd.CategoricalDtype(shared.dictionary.to_numpy(zero_copy_only=False))
     frames = {}
@@ -107,16 +111,20 @@ def bone_findings(
     imaging: pd.DataFrame, codes: np.ndarray, bm_date: np.ndarray, definitions: Definitions
 ) -> pd.DataFrame:
     """BM date, SSTR-only detection, time to morphologic visibility and BM type, per patient
-    code; empty (NaT, NaN, false, missing) for patients without a positive exam."""
+    code; empty (NaT, NaN, false, missing) for patients without a positive exam. Morphologic
+    exams are taken out first: they are few, and only they decide the rest."""
     size = len(bm_date)
-    morphologic = flag(imaging["bone_morphologic"])
     exam_date = imaging["exam_date"].to_numpy()
+    morphologic = np.flatnonzero(flag(imaging["bone_morphologic"]) & (codes >= 0))
+    exams = Exams(codes[morphologic], exam_date[morphologic])
     bm = pd.Series(bm_date)
-    first = pd.Series(earliest(np.where(morphologic, codes, -1), exam_date, size))
+    first = pd.Series(earliest(exams.codes, exams.dates, size))
     positive = pd.Series(count(codes, positive_exam(imaging), size) > 0)
     sstr_only = positive & ~(first <= bm)
     visible = first.notna()
     until = first.where(visible, pd.Series(latest(codes, exam_date, size)))
+    lesion = pd.Categorical(imaging["lesion_type"])
+    types = bm_type(exams, lesion.codes[morphologic], lesion.categories, first.to_numpy())
     return pd.DataFrame(
         {
             "bm_date": bm,
@@ -126,11 +134,17 @@ def bone_findings(
                 sstr_only
             ),
             "morphologic_visible": visible.astype("boolean").where(sstr_only),
-            "bm_type": pd.Series(bm_type(imaging, codes, morphologic, first.to_numpy())).where(
-                positive
-            ),
+            "bm_type": pd.Series(types).where(positive),
         }
     )
+
+
+@dataclass(frozen=True)
+class Exams:
+    """Some exams: each one's patient code and date."""
+
+    codes: np.ndarray
+    dates: np.ndarray
 
 
 def flag(values: pd.Series) -> np.ndarray:
@@ -139,21 +153,22 @@ def flag(values: pd.Series) -> np.ndarray:
 
 
 def bm_type(
-    imaging: pd.DataFrame, codes: np.ndarray, morphologic: np.ndarray, first: np.ndarray
+    morphologic: Exams, lesion: np.ndarray, categories: pd.Index, first: np.ndarray
 ) -> np.ndarray:
-    """Lesion type at the first morphologic exam; different types on that date (or none)
-    make `mixed`, a patient without morphologic exam `unknown`."""
-    lesion = pd.Categorical(imaging["lesion_type"])
-    on_first = morphologic & (imaging["exam_date"].to_numpy() == first[np.maximum(codes, 0)])
-    kept = on_first & (lesion.codes >= 0) & (codes >= 0)
+    """Lesion type (codes of `categories`, -1: none) at each patient's first morphologic
+    exam; different types on that date (or none) make `mixed`, a patient without
+    morphologic exam `unknown`."""
     size = len(first)
-    lowest = np.full(size, len(lesion.categories))
+    on_first = morphologic.dates == first[morphologic.codes]
+    kept = on_first & (lesion >= 0)
+    lowest = np.full(size, len(categories))
     highest = np.full(size, -1)
-    np.minimum.at(lowest, codes[kept], lesion.codes[kept])
-    np.maximum.at(highest, codes[kept], lesion.codes[kept])
-    types = np.append(np.asarray(lesion.categories, dtype=object), "mixed")
-    single = np.where(lowest == highest, lowest, len(lesion.categories))
-    return np.where(count(codes, on_first, size) > 0, types[single], "unknown").astype(object)
+    np.minimum.at(lowest, morphologic.codes[kept], lesion[kept])
+    np.maximum.at(highest, morphologic.codes[kept], lesion[kept])
+    types = np.append(np.asarray(categories, dtype=object), "mixed")
+    single = np.where(lowest == highest, lowest, len(categories))
+    found = count(morphologic.codes, on_first, size) > 0
+    return np.where(found, types[single], "unknown").astype(object)
 
 
 def skeletal_events(events: pd.DataFrame, codes: np.ndarray, bm_date: np.ndarray) -> pd.DataFrame:

@@ -1,11 +1,19 @@
 """Snakemake adapter: validate the raw exports; findings always written, errors stop the run."""
 
+import contextlib
 import sys
 from pathlib import Path
+
+import pyarrow
 
 from sinet_bm import ingest
 from sinet_bm.contract import Definitions
 from sinet_bm.findings import render_validation_page, sort_findings, write_issues
+
+# Arrow's jemalloc pool reuses freed memory: at 10^6 patients fresh pages (zeroed by the
+# kernel) cost more than a step's own work. Not every platform's pyarrow has it.
+with contextlib.suppress(NotImplementedError):
+    pyarrow.set_memory_pool(pyarrow.jemalloc_memory_pool())
 
 sys.stderr = open(snakemake.log.log, "w")
 

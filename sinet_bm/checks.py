@@ -9,8 +9,9 @@ a clean registry export costs no string work.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -22,10 +23,9 @@ from sinet_bm.contract import (
     Definitions,
     categories,
     derive_grade,
-    first_positive_exam,
-    unique_key,
+    first_positive_dates,
 )
-from sinet_bm.findings import cell_findings, concat_findings, findings_frame, no_findings
+from sinet_bm.findings import Cells, cell_findings, concat_findings, findings_frame, no_findings
 
 # ---------------------------------------------------------------------------------------
 # per-column checks (pandera)
@@ -81,57 +81,145 @@ def describe_check(check: str, column: str) -> tuple[str, str, str]:
     return check, f"{column} '", f"' fails {check}"
 
 
-def check_columns(
-    typed: pd.DataFrame,
-    raw: pd.DataFrame,
-    schema: pa.DataFrameSchema,
-    table: str,
-    file: str,
-    mistyped: pd.DataFrame,
-) -> pd.DataFrame:
-    try:
-        schema.validate(typed, lazy=True)
-    except pa.errors.SchemaErrors as errors:
-        return pandera_findings(errors.failure_cases, typed, raw, table, file, mistyped)
-    return no_findings()
+@dataclass(frozen=True)
+class Distinct:
+    """A column as its distinct typed values and, per row, the position of its value among
+    them (-1: empty). A check judges each distinct value once and its rows take the verdict,
+    so that a million rows with a few thousand distinct dates cost a few thousand checks.
+
+    With `dtype` (categories and text) the values are unique and non-null, and the rows are
+    a categorical of them; otherwise they are one typed value per distinct exported text
+    (values may repeat or be null)."""
+
+    values: pd.Series
+    codes: np.ndarray
+    mistyped: np.ndarray  # per value: its text is filled but not of the column's type
+    dtype: pd.CategoricalDtype | None = None
+
+    def rows(self, verdict: np.ndarray, empty: bool = False) -> np.ndarray | None:
+        """Per row, the verdict on its value (`empty` for rows without one); None when it
+        holds for no value, so that a clean column costs no pass over its rows."""
+        verdict = np.asarray(verdict, dtype=bool)
+        if not verdict.any() and not empty:
+            return None
+        return np.append(verdict, empty)[self.codes]
+
+    def null(self) -> np.ndarray | None:
+        if self.dtype is not None:
+            empty = self.codes < 0
+            return empty if empty.any() else None
+        return self.rows(self.values.isna().to_numpy())
+
+    def unreported(self, failed: np.ndarray) -> np.ndarray:
+        """Failing rows, without those already reported as not of the column's type."""
+        mistyped = self.rows(self.mistyped) if failed.any() else None
+        return failed if mistyped is None else failed & ~mistyped
+
+    def column(self) -> pd.Series:
+        """The typed column, one value per row (only categoricals have empty codes)."""
+        if self.dtype is not None:
+            return pd.Series(pd.Categorical.from_codes(self.codes, dtype=self.dtype))
+        return pd.Series(self.values.array[self.codes])
+
+    def key(self) -> np.ndarray:
+        """Per row, a code that equal values share (-1: null), for uniqueness; codes follow
+        the values' order, so that an export sorted by a key has sorted key codes."""
+        if self.dtype is not None:
+            return self.codes
+        positions, _ = pd.factorize(self.values, sort=True)
+        return np.append(positions, -1)[self.codes]
 
 
-def pandera_findings(
-    cases: pd.DataFrame,
-    typed: pd.DataFrame,
-    raw: pd.DataFrame,
-    table: str,
-    file: str,
-    mistyped: pd.DataFrame,
-) -> pd.DataFrame:
-    """Pandera's failure cases as findings: one per cell, mistyped cells reported once,
-    a duplicate reported on its later line."""
-    parts = [header_findings(cases, file)]
-    cells = cases[cases["index"].notna() & (cases["check"] != "multiple_fields_uniqueness")]
-    for (column, check), group in cells.groupby(["column", "check"], sort=True):
-        failed = typed.index.isin(group["index"].astype(int))
-        failed &= ~mistyped[column].to_numpy()
-        if check == "field_uniqueness":
-            failed &= typed[column].duplicated(keep="first").to_numpy()
-        name, before, after = describe_check(check, column)
+@dataclass
+class TableRead:
+    """One export as typed values, as exported text, and each contract column's distinct
+    values (what its checks judge, and which of them are not of their type)."""
+
+    typed: pd.DataFrame
+    raw: Cells
+    distinct: dict[str, Distinct]
+
+
+def later_duplicates(keys: Sequence[np.ndarray]) -> np.ndarray:
+    """Rows whose key (one code per row and column, nulls equal) occurred on an earlier row.
+
+    Equal keys share their leading columns, so when the rows are sorted by the first
+    columns of the key (exports are sorted by patient, then date), equal keys stand in one
+    run of equal leading columns: only the rows of such runs are sorted (stably, by the
+    whole key) to find them. An export in no order sorts all its rows."""
+    later = np.zeros(len(keys[0]), dtype=bool)
+    if len(later) < 2:
+        return later
+    packed = np.zeros(len(later), dtype=np.int64)
+    boundaries = np.zeros(len(later) - 1, dtype=bool)  # between runs of sorted leading keys
+    in_order, size = True, 1
+    for key in keys:
+        width = int(key.max(initial=-1)) + 2
+        if size * width >= 2**62:
+            _, inverse = np.unique(packed, return_inverse=True)
+            packed, size = inverse.astype(np.int64), int(inverse.max(initial=0)) + 1
+        packed *= width  # in place: a fresh array of 10^7 rows costs more than the arithmetic
+        packed += key
+        packed += 1
+        size *= width
+        in_order = in_order and bool((packed[1:] >= packed[:-1]).all())
+        if in_order:
+            boundaries = packed[1:] != packed[:-1]
+    starts = np.r_[True, boundaries]
+    rows = np.flatnonzero(~(starts & np.r_[boundaries, True]))
+    order = rows[np.argsort(packed[rows], kind="stable")]
+    later[order[1:]] = packed[order[1:]] == packed[order[:-1]]
+    return later
+
+
+def column_failures(distinct: Distinct, column: pa.Column) -> dict[str, np.ndarray]:
+    """Failing rows per pandera check of a column, as pandera's failure cases name it: its
+    checks skip nulls, a duplicate is a later row of a filled value."""
+    failures = {}
+    if not column.nullable:
+        failures["not_nullable"] = distinct.null()
+    if column.unique:
+        key = distinct.key()
+        failures["field_uniqueness"] = (key >= 0) & later_duplicates([key])
+    filled = distinct.values.dropna()
+    for check in column.checks:
+        verdict = check(filled).check_output.reindex(distinct.values.index, fill_value=True)
+        failures[check.error] = distinct.rows(~verdict.to_numpy(dtype=bool))
+    return {check: failed for check, failed in failures.items() if failed is not None}
+
+
+def check_columns(read: TableRead, schema: pa.DataFrameSchema, file: str) -> pd.DataFrame:
+    """The contract's per-column checks (the pandera schema: columns, required, categories,
+    ranges, patterns, uniqueness) with pandera's verdicts, judged on distinct values: one
+    finding per cell, mistyped cells reported once, a duplicate reported on its later line."""
+    raw = read.raw
+    parts = [header_findings(list(raw.columns), schema, file)]
+    failures = {
+        (name, check): failed
+        for name, distinct in read.distinct.items()
+        for check, failed in column_failures(distinct, schema.columns[name]).items()
+    }
+    for (name, check), failed in sorted(failures.items()):
+        contract_name, before, after = describe_check(check, name)
         parts.append(
             cell_findings(
                 raw,
-                pd.Series(failed, index=typed.index),
+                read.distinct[name].unreported(failed),
                 file,
-                column,
                 name,
-                lambda rows, c=column, b=before, a=after: b + raw.loc[rows, c].astype(str) + a,
+                contract_name,
+                lambda rows, c=name, b=before, a=after: b + raw.text(c, rows) + a,
             )
         )
-    if (cases["check"] == "multiple_fields_uniqueness").any():
-        parts.append(duplicate_key_findings(typed, raw, table, file))
+    key = list(schema.unique or ())
+    if key and set(key).issubset(read.distinct):
+        parts.append(duplicate_key_findings(read, key, file))
     return concat_findings(parts)
 
 
-def header_findings(cases: pd.DataFrame, file: str) -> pd.DataFrame:
-    unknown = cases.loc[cases["check"] == "column_in_schema", "failure_case"].astype(str)
-    missing = cases.loc[cases["check"] == "column_in_dataframe", "failure_case"].astype(str)
+def header_findings(names: Sequence[str], schema: pa.DataFrameSchema, file: str) -> pd.DataFrame:
+    unknown = [name for name in names if name not in schema.columns]
+    missing = [name for name in schema.columns if name not in names]
     return concat_findings(
         [
             findings_frame(
@@ -157,25 +245,25 @@ def header_findings(cases: pd.DataFrame, file: str) -> pd.DataFrame:
     )
 
 
-def duplicate_key_findings(
-    typed: pd.DataFrame, raw: pd.DataFrame, table: str, file: str
-) -> pd.DataFrame:
-    key = list(unique_key(table))
-    later = typed.duplicated(subset=key, keep="first")
+def duplicate_key_findings(read: TableRead, key: list[str], file: str) -> pd.DataFrame:
+    """Later rows of a repeated key (nulls equal), when some repeated key has a filled cell
+    (pandera leaves out keys that are all empty)."""
+    keys = [read.distinct[name].key() for name in key]
+    later = later_duplicates(keys)
+    if not (later & np.logical_or.reduce([k >= 0 for k in keys])).any():
+        return no_findings()
+    raw = read.raw
 
-    def message(rows: pd.Index) -> pd.Series:
-        text = raw.loc[rows, key].astype(str).agg(" / ".join, axis=1)
-        return "(" + ", ".join(key) + ") = (" + text + ") occurs more than once"
+    def text(rows: np.ndarray) -> pd.Series:
+        return pd.concat([raw.text(name, rows) for name in key], axis=1).agg(" / ".join, axis=1)
+
+    def message(rows: np.ndarray) -> pd.Series:
+        return "(" + ", ".join(key) + ") = (" + text(rows) + ") occurs more than once"
 
     found = cell_findings(raw, later, file, key[0], "unique", message)
     found["column"] = ", ".join(key)
     if len(found):
-        found["value"] = (
-            raw.loc[typed.index[later.to_numpy()], key]
-            .astype(str)
-            .agg(" / ".join, axis=1)
-            .to_numpy()
-        )
+        found["value"] = text(np.flatnonzero(later)).to_numpy()
     return found
 
 
@@ -416,51 +504,68 @@ CHILD_CHECKS = [
 CROSS_CHECKS = PATIENT_CHECKS + CHILD_CHECKS
 
 
-def with_patient_dates(
-    child: pd.DataFrame, patients: pd.DataFrame, first_positive: pd.Series | None
-) -> pd.DataFrame:
-    """The child rows with their patient's dates; `_known` marks ids found in patients."""
-    known = patients.dropna(subset=["patient_id"]).drop_duplicates("patient_id")
-    positions = pd.Index(known["patient_id"]).get_indexer(child["patient_id"])
-    dates = known[["diagnosis_date", "last_followup_date"]].reset_index(drop=True)
-    joined = child.copy()
-    for name in dates.columns:
-        values = dates[name].to_numpy()[np.maximum(positions, 0)]
-        joined[name] = np.where(positions >= 0, values, np.datetime64("NaT"))
-        joined[name] = joined[name].astype("datetime64[ns]")
-    joined["_known"] = positions >= 0
-    joined["_has_imaging"] = first_positive is not None
-    if first_positive is not None:
-        joined["_first_positive"] = child["patient_id"].map(first_positive)
-    else:
-        joined["_first_positive"] = pd.NaT
-    return joined
+NAT = np.datetime64("NaT", "ns")
+
+
+def first_rows(codes: np.ndarray, size: int) -> np.ndarray:
+    """Per code below `size`, the first row that holds it (-1: none)."""
+    first = np.full(size, -1, dtype=np.int64)
+    filled = np.flatnonzero(codes >= 0)
+    values, rows = np.unique(codes[filled], return_index=True)
+    first[values] = filled[rows]
+    return first
+
+
+def with_patient_dates(child: pd.DataFrame, patients: pd.DataFrame) -> pd.DataFrame:
+    """The child rows with their patient's dates; `_known` marks ids found in patients.
+    Patient ids are categoricals of one shared set of categories, so that a join is one
+    take by code of per-patient values (the last: for rows without an id)."""
+    size = len(child["patient_id"].cat.categories)
+    first = first_rows(patients["patient_id"].cat.codes.to_numpy(), size)
+    known = first >= 0
+    joined = {name: child[name] for name in child.columns}
+    for name in ("diagnosis_date", "last_followup_date"):
+        dates = patients[name].to_numpy(dtype="datetime64[ns]")[np.maximum(first, 0)]
+        joined[name] = per_row(child, np.where(known, dates, NAT), NAT)
+    joined["_known"] = per_row(child, known, False)
+    return pd.DataFrame(joined, copy=False)
+
+
+def with_first_positive(events: pd.DataFrame, first_positive: np.ndarray | None) -> pd.DataFrame:
+    """The events with their patient's first positive exam (`_has_imaging`: whether there
+    is an imaging table to find it in)."""
+    size = len(events["patient_id"].cat.categories)
+    first = first_positive if first_positive is not None else np.full(size, NAT)
+    return events.assign(
+        _has_imaging=first_positive is not None, _first_positive=per_row(events, first, NAT)
+    )
+
+
+def per_row(child: pd.DataFrame, values: np.ndarray, empty: Any) -> pd.Series:
+    """Per child row, the value of its patient code (`empty` for a row without an id)."""
+    codes = child["patient_id"].cat.codes.to_numpy()
+    return pd.Series(np.append(values, empty)[codes], index=child.index)
 
 
 def run_cross_checks(
-    frame: pd.DataFrame,
-    raw: pd.DataFrame,
-    mistyped: pd.DataFrame,
-    table: str,
-    file: str,
-    definitions: Definitions,
+    frame: pd.DataFrame, read: TableRead, table: str, file: str, definitions: Definitions
 ) -> pd.DataFrame:
     """A cell already reported as not of its type is not judged again."""
     parts = []
     for cross in CROSS_CHECKS:
         if cross.table != table:
             continue
-        failed = cross.failed(frame, definitions).fillna(False).astype(bool)
-        if cross.column in mistyped:
-            failed &= ~mistyped[cross.column]
+        failed = cross.failed(frame, definitions).to_numpy(dtype=bool, na_value=False)
+        if cross.column in read.distinct:
+            failed = read.distinct[cross.column].unreported(failed)
         parts.append(
             cell_findings(
-                raw,
+                read.raw,
                 failed,
                 file,
                 cross.column,
                 cross.check,
-                lambda rows, cross=cross: cross.message(frame.loc[rows], definitions),
+                lambda rows, cross=cross: cross.message(frame.iloc[rows], definitions),
                 cross.severity,
             )
         )
@@ -468,41 +573,34 @@ def run_cross_checks(
 
 
 def check_across(
-    tables: Mapping[str, pd.DataFrame],
-    raws: Mapping[str, pd.DataFrame],
-    mistyped: Mapping[str, pd.DataFrame],
+    reads: Mapping[str, TableRead],
     schemas: Mapping[str, pa.DataFrameSchema],
     files: Mapping[str, str],
     definitions: Definitions,
 ) -> pd.DataFrame:
     """Cross-column and cross-table rules, on the tables whose columns are all there."""
     complete = {
-        name: frame
-        for name, frame in tables.items()
-        if set(schemas[name].columns).issubset(frame.columns)
+        name: read
+        for name, read in reads.items()
+        if set(schemas[name].columns).issubset(read.typed.columns)
     }
     if "patients" not in complete:
         return no_findings()
     patients = complete["patients"]
-    parts = [
-        run_cross_checks(
-            patients,
-            raws["patients"],
-            mistyped["patients"],
-            "patients",
-            files["patients"],
-            definitions,
-        )
-    ]
-    first_positive = first_positive_exam(complete["imaging"]) if "imaging" in complete else None
+    parts = [run_cross_checks(patients.typed, patients, "patients", files["patients"], definitions)]
+    first_positive = None
+    if "imaging" in complete:
+        imaging = complete["imaging"].typed
+        ids = imaging["patient_id"].cat
+        first_positive = first_positive_dates(imaging, ids.codes.to_numpy(), len(ids.categories))
     for name in CHILD_TABLES:
         if name not in complete:
             continue
-        positives = first_positive if name == "skeletal_events" else None
-        frame = with_patient_dates(complete[name], patients, positives)
-        parts.append(
-            run_cross_checks(frame, raws[name], mistyped[name], name, files[name], definitions)
-        )
+        read = complete[name]
+        frame = with_patient_dates(read.typed, patients.typed)
+        if name == "skeletal_events":
+            frame = with_first_positive(frame, first_positive)
+        parts.append(run_cross_checks(frame, read, name, files[name], definitions))
     return concat_findings(parts)
 
 

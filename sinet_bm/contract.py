@@ -8,7 +8,7 @@ these from here, so that a category or a threshold cannot differ between them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+NAT = np.iinfo(np.int64).min  # NaT, as the int64 behind datetime64
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 TABLES = ("patients", "imaging", "therapies", "skeletal_events")
 CHILD_TABLES = TABLES[1:]
@@ -92,21 +93,58 @@ class Definitions:
 def derive_grade(ki67: pd.Series, definitions: Definitions) -> pd.Series:
     """WHO 2019 grade from Ki-67: below the G1 cut-off → G1, up to the G2 maximum → G2,
     above → G3; missing Ki-67 gives no grade."""
-    g1, g2, g3 = categories("patients", "grade")
-    grade = np.select(
+    grade = select_text(
         [
             ki67 < definitions.ki67_g1_below,
             ki67 <= definitions.ki67_g2_max,
             ki67 > definitions.ki67_g2_max,
         ],
-        [g1, g2, g3],
-        default="",
+        categories("patients", "grade"),
+        None,
     )
-    return pd.Series(grade, index=ki67.index).replace("", None)
+    return pd.Series(grade, index=ki67.index)
 
 
-def first_positive_exam(imaging: pd.DataFrame) -> pd.Series:
-    """BM date per patient: the first exam with bone uptake or a morphologic bone lesion
-    (validation needs it for SREs before any positive imaging, derivation for BM)."""
-    positive = imaging["bone_sstr_uptake"].fillna(False) | imaging["bone_morphologic"].fillna(False)
-    return imaging.loc[positive.astype(bool)].groupby("patient_id")["exam_date"].min()
+def select_text(conditions: list, choices: Sequence[str], default: str | None) -> np.ndarray:
+    """`np.select` for text: per row the choice of the first true condition, as Python
+    strings (a numpy string array would be converted to them row by row)."""
+    which = np.select(conditions, list(range(len(choices))), default=len(choices))
+    return np.array([*choices, default], dtype=object)[which]
+
+
+def earliest(codes: np.ndarray, dates: np.ndarray, size: int) -> np.ndarray:
+    """Per code below `size`, the earliest of its dates (NaT: none); rows without a code
+    (-1) or a date do not count. One unbuffered pass, no sort and no group-by."""
+    days = np.asarray(dates, dtype="datetime64[ns]").view(np.int64)
+    counted = (codes >= 0) & (days != NAT)
+    if not counted.all():
+        codes, days = codes[counted], days[counted]
+    first = np.full(size, np.iinfo(np.int64).max)
+    np.minimum.at(first, codes, days)
+    first[first == np.iinfo(np.int64).max] = NAT
+    return first.view("datetime64[ns]")
+
+
+def latest(codes: np.ndarray, dates: np.ndarray, size: int) -> np.ndarray:
+    """Per code below `size`, the latest of its dates (NaT, the smallest int64: none)."""
+    days = np.asarray(dates, dtype="datetime64[ns]").view(np.int64)
+    counted = codes >= 0
+    if not counted.all():
+        codes, days = codes[counted], days[counted]
+    last = np.full(size, NAT)
+    np.maximum.at(last, codes, days)
+    return last.view("datetime64[ns]")
+
+
+def positive_exam(imaging: pd.DataFrame) -> np.ndarray:
+    """Exams with bone uptake or a morphologic bone lesion."""
+    uptake = imaging["bone_sstr_uptake"].to_numpy(dtype=bool, na_value=False)
+    return uptake | imaging["bone_morphologic"].to_numpy(dtype=bool, na_value=False)
+
+
+def first_positive_dates(imaging: pd.DataFrame, codes: np.ndarray, size: int) -> np.ndarray:
+    """BM date per patient code (each exam's patient as a code below `size`): the first
+    positive exam (validation needs it for SREs before any positive imaging, derivation
+    for BM)."""
+    positive = np.flatnonzero(positive_exam(imaging))
+    return earliest(codes[positive], imaging["exam_date"].to_numpy()[positive], size)

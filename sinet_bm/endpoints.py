@@ -1,19 +1,32 @@
 """One row per patient with every derived endpoint (docs/endpoints.md), and the study's
 populations.
 
-All derivations are vectorised group-bys over the child tables (no per-patient Python), so
-that a registry export of a million patients takes seconds. Times are in months of
-`days_per_month` days, counted from whole calendar days.
+Every table's patient_id is first turned into codes of one set of patients (validation
+writes it as categoricals of one shared set, so that this costs no lookup); per-patient
+dates and counts are then unbuffered numpy reductions by code and a patient's row takes
+its patient's values by code: no group-by and no per-patient Python, so that a registry
+export of a million patients takes seconds. Times are in months of `days_per_month` days,
+counted from whole calendar days.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from sinet_bm.contract import Definitions, derive_grade, first_positive_exam
+from sinet_bm.contract import (
+    Definitions,
+    derive_grade,
+    earliest,
+    first_positive_dates,
+    latest,
+    positive_exam,
+    select_text,
+)
 
 
 def days(later: pd.Series, earlier: pd.Series) -> pd.Series:
@@ -24,11 +37,13 @@ def eligibility(patients: pd.DataFrame, definitions: Definitions) -> pd.DataFram
     """Age at diagnosis and the first failing inclusion criterion (period, then age)."""
     age_years = days(patients["diagnosis_date"], patients["birth_date"]) / definitions.days_per_year
     in_period = patients["diagnosis_date"].between(definitions.study_start, definitions.study_end)
-    reason = np.select(
-        [~in_period, age_years < definitions.min_age_years], ["study_period", "age"], default=""
-    )
+    excluded = [~in_period, age_years < definitions.min_age_years]
     return pd.DataFrame(
-        {"age_years": age_years, "exclusion_reason": reason, "eligible": reason == ""},
+        {
+            "age_years": age_years,
+            "exclusion_reason": select_text(excluded, ["study_period", "age"], ""),
+            "eligible": ~np.logical_or.reduce(excluded),
+        },
         index=patients.index,
     )
 
@@ -38,99 +53,210 @@ def tumour_grade(patients: pd.DataFrame, definitions: Definitions) -> pd.DataFra
     derived = derive_grade(patients["ki67_percent"], definitions)
     given = patients["grade"].astype(object)
     grade = given.where(given.notna(), derived)
-    source = np.select([given.notna(), derived.notna()], ["given", "ki67"], default="missing")
+    source = select_text([given.notna(), derived.notna()], ["given", "ki67"], "missing")
     return pd.DataFrame({"grade": grade, "grade_source": source}, index=patients.index)
 
 
-def bone_findings(imaging: pd.DataFrame, definitions: Definitions) -> pd.DataFrame:
-    """BM date, SSTR-only detection, time to morphologic visibility and BM type per patient."""
-    bm_date = first_positive_exam(imaging).rename("bm_date")
-    morphologic = imaging.loc[imaging["bone_morphologic"].fillna(False).astype(bool)]
-    first_morphologic = morphologic.groupby("patient_id")["exam_date"].min()
-    last_exam = imaging.groupby("patient_id")["exam_date"].max()
-    out = pd.DataFrame({"bm_date": bm_date})
-    out["first_morphologic_date"] = first_morphologic.reindex(out.index)
-    out["last_exam_date"] = last_exam.reindex(out.index)
-    out["sstr_only"] = ~(out["first_morphologic_date"] <= out["bm_date"])
-    visible = out["first_morphologic_date"].notna()
-    until = out["first_morphologic_date"].where(visible, out["last_exam_date"])
-    out["months_to_morphologic"] = (days(until, out["bm_date"]) / definitions.days_per_month).where(
-        out["sstr_only"]
-    )
-    out["morphologic_visible"] = visible.where(out["sstr_only"])
-    out["bm_type"] = bm_type(morphologic, first_morphologic).reindex(out.index).fillna("unknown")
-    return out.drop(columns=["last_exam_date"])
+def read_tables(paths: Mapping[str, str]) -> dict[str, pd.DataFrame]:
+    """The validated tables, with patient_id as one categorical for all four: validation
+    writes one shared dictionary of ids, so that each table's ids become codes of it without
+    a Python string per id and table (a table with other ids is read as it is). Columns
+    stay one block each: no copy into pandas' two-dimensional blocks. The files are read
+    side by side: each file's id dictionary is decoded by one thread."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    with ThreadPoolExecutor() as pool:
+        tables = dict(zip(paths, pool.map(pq.read_table, paths.values()), strict=True))
+    shared = tables["patients"].column("patient_id").combine_chunks()
+    dtype = pd.CategoricalDtype(shared.dictionary.to_numpy(zero_copy_only=False))
+    frames = {}
+    for name, table in tables.items():
+        ids = table.column("patient_id").combine_chunks()
+        if not ids.type.equals(shared.type) or not ids.dictionary.equals(shared.dictionary):
+            frames[name] = table.to_pandas(split_blocks=True)
+            continue
+        frame = table.drop_columns(["patient_id"]).to_pandas(split_blocks=True)
+        codes = pc.fill_null(ids.indices, -1).to_numpy()
+        frame.insert(
+            table.schema.get_field_index("patient_id"),
+            "patient_id",
+            pd.Categorical.from_codes(codes, dtype=dtype),
+        )
+        frames[name] = frame
+    return frames
 
 
-def bm_type(morphologic: pd.DataFrame, first_morphologic: pd.Series) -> pd.Series:
-    """Lesion type at the first morphologic exam; different types on that date make `mixed`."""
-    first = morphologic["patient_id"].map(first_morphologic)
-    on_first_date = morphologic.loc[morphologic["exam_date"] == first]
-    types = on_first_date.groupby("patient_id")["lesion_type"].agg(["nunique", "first"])
-    return types["first"].astype(object).where(types["nunique"] == 1, "mixed")
+def patient_codes(tables: Mapping[str, pd.DataFrame]) -> tuple[dict[str, np.ndarray], int]:
+    """Per table, each row's patient as a code of one set of ids (the patients' categories
+    when they are categorical, else their distinct ids; -1: empty or not there), and the
+    number of codes: every per-patient array is indexed by these codes."""
+    ids = tables["patients"]["patient_id"]
+    if isinstance(ids.dtype, pd.CategoricalDtype):
+        dtype = ids.dtype
+    else:
+        dtype = pd.CategoricalDtype(pd.unique(ids.dropna()))
+    codes = {
+        name: pd.Categorical(table["patient_id"], dtype=dtype).codes
+        for name, table in tables.items()
+    }
+    return codes, len(dtype.categories)
 
 
-def skeletal_events(events: pd.DataFrame, bm_date: pd.Series) -> pd.DataFrame:
-    """SREs on or after the BM date count; earlier ones (and those without BM) are left out."""
-    own_bm = events["patient_id"].map(bm_date)
-    counted = events["event_date"] >= own_bm
-    without_bm = own_bm.isna()
-    flags = pd.DataFrame(
+def count(codes: np.ndarray, counted: np.ndarray, size: int) -> np.ndarray:
+    return np.bincount(codes[counted & (codes >= 0)], minlength=size)
+
+
+def bone_findings(
+    imaging: pd.DataFrame, codes: np.ndarray, bm_date: np.ndarray, definitions: Definitions
+) -> pd.DataFrame:
+    """BM date, SSTR-only detection, time to morphologic visibility and BM type, per patient
+    code; empty (NaT, NaN, false, missing) for patients without a positive exam. Morphologic
+    exams are taken out first: they are few, and only they decide the rest."""
+    size = len(bm_date)
+    exam_date = imaging["exam_date"].to_numpy()
+    morphologic = np.flatnonzero(flag(imaging["bone_morphologic"]) & (codes >= 0))
+    exams = Exams(codes[morphologic], exam_date[morphologic])
+    bm = pd.Series(bm_date)
+    first = pd.Series(earliest(exams.codes, exams.dates, size))
+    positive = pd.Series(count(codes, positive_exam(imaging), size) > 0)
+    sstr_only = positive & ~(first <= bm)
+    visible = first.notna()
+    until = first.where(visible, pd.Series(latest(codes, exam_date, size)))
+    lesion = pd.Categorical(imaging["lesion_type"])
+    types = bm_type(exams, lesion.codes[morphologic], lesion.categories, first.to_numpy())
+    return pd.DataFrame(
         {
-            "patient_id": events["patient_id"],
-            "n_sre": counted,
-            "n_sre_before_bm": ~counted & ~without_bm,
-            "n_sre_without_bm": without_bm,
+            "bm_date": bm,
+            "first_morphologic_date": first,
+            "sstr_only": sstr_only,
+            "months_to_morphologic": (days(until, bm) / definitions.days_per_month).where(
+                sstr_only
+            ),
+            "morphologic_visible": visible.astype("boolean").where(sstr_only),
+            "bm_type": pd.Series(types).where(positive),
         }
     )
-    out = flags.groupby("patient_id").sum().astype(int)
-    first_sre = events.loc[counted].groupby("patient_id")["event_date"].min()
-    out["first_sre_date"] = first_sre.reindex(out.index)
-    return out
 
 
-def antiresorptive(therapies: pd.DataFrame, definitions: Definitions) -> pd.Series:
-    """First start of any antiresorptive episode, whatever its date."""
-    episodes = therapies.loc[therapies["therapy"].isin(definitions.antiresorptive_therapies)]
-    return episodes.groupby("patient_id")["start_date"].min().rename("antiresorptive_start")
+@dataclass(frozen=True)
+class Exams:
+    """Some exams: each one's patient code and date."""
+
+    codes: np.ndarray
+    dates: np.ndarray
+
+
+def flag(values: pd.Series) -> np.ndarray:
+    """A boolean column with missing as false."""
+    return values.to_numpy(dtype=bool, na_value=False)
+
+
+def bm_type(
+    morphologic: Exams, lesion: np.ndarray, categories: pd.Index, first: np.ndarray
+) -> np.ndarray:
+    """Lesion type (codes of `categories`, -1: none) at each patient's first morphologic
+    exam; different types on that date (or none) make `mixed`, a patient without
+    morphologic exam `unknown`."""
+    size = len(first)
+    on_first = morphologic.dates == first[morphologic.codes]
+    kept = on_first & (lesion >= 0)
+    lowest = np.full(size, len(categories))
+    highest = np.full(size, -1)
+    np.minimum.at(lowest, morphologic.codes[kept], lesion[kept])
+    np.maximum.at(highest, morphologic.codes[kept], lesion[kept])
+    types = np.append(np.asarray(categories, dtype=object), "mixed")
+    single = np.where(lowest == highest, lowest, len(categories))
+    found = count(morphologic.codes, on_first, size) > 0
+    return np.where(found, types[single], "unknown").astype(object)
+
+
+def skeletal_events(events: pd.DataFrame, codes: np.ndarray, bm_date: np.ndarray) -> pd.DataFrame:
+    """SREs on or after the BM date count; earlier ones (and those without BM) are left out."""
+    size = len(bm_date)
+    own_bm = pd.Series(np.append(bm_date, np.datetime64("NaT", "ns"))[codes])
+    counted = (events["event_date"].reset_index(drop=True) >= own_bm).to_numpy()
+    without_bm = own_bm.isna().to_numpy()
+    return pd.DataFrame(
+        {
+            "n_sre": count(codes, counted, size),
+            "n_sre_before_bm": count(codes, ~counted & ~without_bm, size),
+            "n_sre_without_bm": count(codes, without_bm, size),
+            "first_sre_date": earliest(
+                np.where(counted, codes, -1), events["event_date"].to_numpy(), size
+            ),
+        }
+    )
+
+
+def antiresorptive(
+    therapies: pd.DataFrame, codes: np.ndarray, size: int, definitions: Definitions
+) -> np.ndarray:
+    """First start of any antiresorptive episode, whatever its date, per patient code."""
+    episodes = therapies["therapy"].isin(definitions.antiresorptive_therapies).to_numpy()
+    return earliest(np.where(episodes, codes, -1), therapies["start_date"].to_numpy(), size)
+
+
+def of_patients(values: pd.DataFrame, codes: np.ndarray) -> dict[str, pd.Series]:
+    """Per patient row, the values of its code (missing for a patient without an id)."""
+    return {
+        name: pd.Series(column.array.take(codes, allow_fill=True))
+        for name, column in values.items()
+    }
+
+
+def as_text(values: pd.Series) -> pd.Series:
+    """The column as `astype(str)` writes it (missing: "nan"); a categorical converts its
+    categories, not every row."""
+    if not isinstance(values.dtype, pd.CategoricalDtype):
+        return values.astype(str)
+    texts = np.append(values.cat.categories.astype(str).to_numpy(dtype=object), "nan")
+    return pd.Series(texts[values.cat.codes.to_numpy()], index=values.index)
 
 
 def derive_endpoints(tables: Mapping[str, pd.DataFrame], definitions: Definitions) -> pd.DataFrame:
-    patients = tables["patients"]
-    out = pd.DataFrame(
-        {
-            "patient_id": patients["patient_id"].astype(str),
-            "sex": patients["sex"].astype(str),
-            "male": patients["sex"].astype(str) == "male",
-            "diagnosis_date": patients["diagnosis_date"],
-            "primary_site": patients["primary_site"].astype(str),
-            "uicc_stage": patients["uicc_stage"].astype(str),
-            "stage_iv": patients["uicc_stage"].astype(str) == "IV",
-            "ki67_percent": patients["ki67_percent"],
-            "functioning": patients["functioning"].astype(bool),
-        }
+    codes, size = patient_codes(tables)
+    patients = tables["patients"].reset_index(drop=True)
+    imaging = tables["imaging"]
+    sex, stage = as_text(patients["sex"]), as_text(patients["uicc_stage"])
+    out: dict[str, pd.Series | np.ndarray] = {
+        "patient_id": as_text(patients["patient_id"]),
+        "sex": sex,
+        "male": (patients["sex"] == "male").to_numpy(),
+        "diagnosis_date": patients["diagnosis_date"],
+        "primary_site": as_text(patients["primary_site"]),
+        "uicc_stage": stage,
+        "stage_iv": (patients["uicc_stage"] == "IV").to_numpy(),
+        "ki67_percent": patients["ki67_percent"],
+        "functioning": patients["functioning"].astype(bool),
+    }
+    for frame in (eligibility(patients, definitions), tumour_grade(patients, definitions)):
+        out |= {name: frame[name] for name in frame.columns}
+    bm_date = first_positive_dates(imaging, codes["imaging"], size)
+    start = antiresorptive(tables["therapies"], codes["therapies"], size, definitions)
+    out |= of_patients(
+        bone_findings(imaging, codes["imaging"], bm_date, definitions), codes["patients"]
     )
-    out = out.join(eligibility(patients, definitions)).join(tumour_grade(patients, definitions))
-    ids = pd.Index(out["patient_id"])
-    bone = bone_findings(tables["imaging"], definitions).reindex(ids)
-    bone["bm"] = bone["bm_date"].notna()
-    sre = skeletal_events(tables["skeletal_events"], bone["bm_date"]).reindex(ids)
-    start = antiresorptive(tables["therapies"], definitions).reindex(ids)
-    joined = pd.concat([bone, sre, start], axis=1).reset_index(drop=True)
-    out = pd.concat([out.reset_index(drop=True), joined], axis=1)
+    out |= of_patients(
+        skeletal_events(tables["skeletal_events"], codes["skeletal_events"], bm_date),
+        codes["patients"],
+    )
+    out |= of_patients(pd.DataFrame({"antiresorptive_start": start}), codes["patients"])
+    out["bm"] = out["bm_date"].notna()
     out["sstr_only"] = out["sstr_only"].astype("boolean").fillna(False).astype(bool)
     out["morphologic_visible"] = out["morphologic_visible"].astype("boolean")
-    counts = ["n_sre", "n_sre_before_bm", "n_sre_without_bm"]
-    out[counts] = out[counts].fillna(0).astype(int)
+    for name in ("n_sre", "n_sre_before_bm", "n_sre_without_bm"):
+        out[name] = out[name].fillna(0).astype(int)
     out["sre"] = out["n_sre"] > 0
     out["antiresorptive"] = out["antiresorptive_start"].notna()
-    out["dead"] = patients["vital_status"].astype(str).to_numpy() == "dead"
-    followup = patients["last_followup_date"].reset_index(drop=True)
-    out["last_followup_date"] = followup
-    out["os_months"] = days(followup, out["diagnosis_date"]) / definitions.days_per_month
+    out["dead"] = (patients["vital_status"] == "dead").to_numpy()
+    out["last_followup_date"] = patients["last_followup_date"]
+    out["os_months"] = (
+        days(out["last_followup_date"], out["diagnosis_date"]) / definitions.days_per_month
+    )
     out["bm_months"] = days(out["bm_date"], out["diagnosis_date"]) / definitions.days_per_month
     out["population_bm"] = out["eligible"] & out["stage_iv"] & out["bm"]
-    return out[ENDPOINT_COLUMNS]
+    return pd.DataFrame({name: out[name] for name in ENDPOINT_COLUMNS}, copy=False)
 
 
 ENDPOINT_COLUMNS = [

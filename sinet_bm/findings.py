@@ -8,11 +8,15 @@ All findings are collected in one pass, so that one run lists every problem of a
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import jinja2
+import numpy as np
 import pandas as pd
+import pyarrow as arrow
 
 FINDING_COLUMNS = ["severity", "file", "line", "column", "check", "value", "message"]
 FIRST_DATA_LINE = 2  # line 1 is the header
@@ -86,28 +90,58 @@ def write_issues(findings: pd.DataFrame, path: Path) -> None:
     out[FINDING_COLUMNS].to_csv(path, index=False, lineterminator="\n")
 
 
+@dataclass
+class Cells:
+    """An export's cells as exported text, dictionary-encoded: per column the codes of its
+    rows into its distinct texts. Rows are positions; a cell's text, and the source line of
+    a row, are looked up only when a finding quotes them (a clean export never needs its
+    lines, which cost another pass over the file)."""
+
+    columns: dict[str, tuple[np.ndarray, arrow.Array]]
+    rows: int
+    source_lines: Callable[[], np.ndarray]
+
+    def __len__(self) -> int:
+        return self.rows
+
+    @cached_property
+    def lines(self) -> np.ndarray:
+        return self.source_lines()
+
+    def texts(self, column: str) -> pd.Series:
+        """The distinct texts of a column (what its codes point into)."""
+        return pd.Series(self.columns[column][1].to_numpy(zero_copy_only=False), dtype=object)
+
+    def text(self, column: str, rows: np.ndarray) -> pd.Series:
+        codes, texts = self.columns[column]
+        values = texts.take(arrow.array(codes[rows])).to_numpy(zero_copy_only=False)
+        return pd.Series(values, index=rows, dtype=object)
+
+    def line(self, rows: np.ndarray) -> pd.Series:
+        return pd.Series(self.lines[rows], index=rows)
+
+
 def cell_findings(
-    raw: pd.DataFrame,
-    failed: pd.Series,
+    raw: Cells,
+    failed: pd.Series | np.ndarray,
     file: str,
     column: str,
     check: str,
-    message: Callable[[pd.Index], pd.Series] | str,
+    message: Callable[[np.ndarray], pd.Series] | str,
     severity: str = "error",
 ) -> pd.DataFrame:
     """Findings for the failing rows of one column; the value is the cell as exported."""
-    failed = failed.fillna(False).to_numpy(dtype=bool)
-    if not failed.any():
+    rows = np.flatnonzero(np.asarray(failed, dtype=bool))
+    if not len(rows):
         return no_findings()
-    rows = raw.index[failed]
-    values = raw[column].iloc[failed] if column in raw else pd.Series("", index=rows)
+    values = raw.text(column, rows) if column in raw.columns else pd.Series("", index=rows)
     text = message if isinstance(message, str) else message(rows)
     return findings_frame(
         file,
         check,
         text,
         severity=severity,
-        line=pd.Series(rows + FIRST_DATA_LINE, index=rows),
+        line=raw.line(rows),
         column=column,
         value=values.fillna("").astype(str),
     )

@@ -5,6 +5,11 @@ finding with its line and value instead of a parser exception; types are then pa
 column by column. Dialects (separator, decimal comma, encoding, date format, sheet, column
 names, category spellings) are declared in the config and never guessed; an undeclared one
 gets a hint in the finding's message.
+
+A column is held dictionary-encoded, as codes into its distinct texts: a registry export
+has a million patients but only thousands of distinct dates and a handful of categories, so
+trimming, declared spellings, parsing and the contract's checks run once per distinct text,
+and a cell's text is looked up only when a finding quotes it.
 """
 
 from __future__ import annotations
@@ -12,7 +17,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -24,8 +30,11 @@ import pandera.pandas as pa
 import pyarrow as arrow
 import pyarrow.compute as pc
 import pyarrow.csv as arrow_csv
+import pyarrow.parquet as pq
 
 from sinet_bm.checks import (
+    Distinct,
+    TableRead,
     allowed_values,
     catalogue,
     check_across,
@@ -34,7 +43,7 @@ from sinet_bm.checks import (
     load_schema,
 )
 from sinet_bm.contract import TABLES, Definitions
-from sinet_bm.findings import FIRST_DATA_LINE, concat_findings, findings_frame, no_findings
+from sinet_bm.findings import FIRST_DATA_LINE, Cells, concat_findings, findings_frame, no_findings
 from sinet_bm.provenance import sha256
 
 SYNTHETIC_MARKER = "SYNTHETIC.txt"
@@ -44,6 +53,9 @@ SIGNATURES = {
     b"%PDF": "a PDF file",
     b"\xd0\xcf\x11\xe0": "an old Excel (.xls) file",
 }
+TEXT = arrow.dictionary(arrow.int32(), arrow.string())
+# Bytes of CSV per parsed block: fewer, larger blocks have fewer dictionaries to unify.
+BLOCK_SIZE = 4 << 20
 
 
 @dataclass(frozen=True)
@@ -129,15 +141,21 @@ def file_problem(path: Path, check: str, message: str) -> tuple[None, pd.DataFra
     return None, findings_frame(path.name, check, message)
 
 
-def read_cells(path: Path, fmt: ExportFormat) -> tuple[pd.DataFrame | None, pd.DataFrame]:
-    """Every cell as stripped text (empty = missing); index = data line - FIRST_DATA_LINE."""
+def read_cells(
+    path: Path, fmt: ExportFormat, ids: Collection[str] = ()
+) -> tuple[Cells | None, pd.DataFrame]:
+    """Every cell as stripped text (empty = missing), with the source line of each row;
+    `ids` names the columns of identifiers (see `encoded_text`)."""
     if path.suffix == ".xlsx":
         return read_xlsx(path, fmt)
-    return read_csv(path, fmt)
+    return read_csv(path, fmt, ids)
 
 
-def read_csv(path: Path, fmt: ExportFormat) -> tuple[pd.DataFrame | None, pd.DataFrame]:
-    head = path.read_bytes()[:4096]
+def read_csv(
+    path: Path, fmt: ExportFormat, ids: Collection[str]
+) -> tuple[Cells | None, pd.DataFrame]:
+    with open(path, "rb") as handle:
+        head = handle.read(4096)
     for signature, kind in SIGNATURES.items():
         if head.startswith(signature):
             return file_problem(
@@ -163,13 +181,14 @@ def read_csv(path: Path, fmt: ExportFormat) -> tuple[pd.DataFrame | None, pd.Dat
         table = arrow_csv.read_csv(
             path,
             read_options=arrow_csv.ReadOptions(
-                encoding=ENCODINGS[fmt.encoding] if fmt.encoding != "utf-8" else "utf8"
+                encoding=ENCODINGS[fmt.encoding] if fmt.encoding != "utf-8" else "utf8",
+                block_size=BLOCK_SIZE,
             ),
             parse_options=arrow_csv.ParseOptions(
                 delimiter=fmt.delimiter, invalid_row_handler=keep_bad_row
             ),
             convert_options=arrow_csv.ConvertOptions(
-                column_types={name: arrow.string() for name in header},
+                column_types={name: TEXT for name in header},
                 strings_can_be_null=False,
                 quoted_strings_can_be_null=False,
             ),
@@ -178,18 +197,38 @@ def read_csv(path: Path, fmt: ExportFormat) -> tuple[pd.DataFrame | None, pd.Dat
         if "UTF8" in str(error) or isinstance(error, UnicodeDecodeError):
             return None, encoding_problem(path, fmt)
         return file_problem(path, "unreadable", f"the file cannot be read as CSV: {error}")
-    frame = pd.DataFrame(
-        {
-            name: pc.utf8_trim_whitespace(table.column(i)).to_pandas()
-            for i, name in enumerate(table.column_names)
-        }
-    )
-    frame.columns = [name.strip() for name in table.column_names]
+    columns = {
+        name.strip(): encoded_text(table.column(i), unify=name.strip() not in ids)
+        for i, name in enumerate(table.column_names)
+    }
     if bad_rows:
         bad_rows = malformed_lines(path, fmt, len(header))
-    lines = data_line_index(path, len(frame), [number for number, _ in bad_rows])
-    frame.index = pd.Index(lines - FIRST_DATA_LINE)
-    return frame, bad_row_findings(path, bad_rows)
+    rows, skipped = table.num_rows, [number for number, _ in bad_rows]
+    lines = lambda: data_line_index(path, rows, skipped)  # noqa: E731
+    return Cells(columns, rows, lines), bad_row_findings(path, bad_rows)
+
+
+def encoded_text(column: arrow.ChunkedArray, unify: bool) -> tuple[np.ndarray, arrow.Array]:
+    """Codes and trimmed texts of a dictionary-encoded column. Its chunks' dictionaries are
+    unified, so that each distinct text is parsed once, except for identifiers: they are
+    made unique across all tables in one pass anyway, and unifying a million of them per
+    file costs as much again, so their chunks' dictionaries are only put one after another.
+    The codes are combined by arrow, whose memory pool reuses what parsing freed (a fresh
+    numpy array of a column costs ten times as much here, in page faults)."""
+    if column.num_chunks == 0:
+        return np.zeros(0, dtype=np.int32), arrow.array([], arrow.string())
+    if unify:
+        combined = column.unify_dictionaries().combine_chunks()
+        return combined.indices.to_numpy(), pc.utf8_trim_whitespace(combined.dictionary)
+    offsets = np.cumsum([0] + [len(chunk.dictionary) for chunk in column.chunks[:-1]])
+    codes = arrow.chunked_array(
+        [
+            pc.add(chunk.indices, int(offset))
+            for chunk, offset in zip(column.chunks, offsets, strict=True)
+        ]
+    ).combine_chunks()
+    texts = arrow.concat_arrays([chunk.dictionary for chunk in column.chunks])
+    return codes.to_numpy(), pc.utf8_trim_whitespace(texts)
 
 
 def read_header(path: Path, fmt: ExportFormat) -> tuple[list[str], pd.DataFrame | None]:
@@ -213,16 +252,21 @@ def read_header(path: Path, fmt: ExportFormat) -> tuple[list[str], pd.DataFrame 
                     line=1,
                 )
         return header, None
+    problem = duplicate_column_problem(path.name, names)
+    return (names, problem) if problem is not None else (header, None)
+
+
+def duplicate_column_problem(file: str, names: Sequence[str]) -> pd.DataFrame | None:
     duplicated = sorted({name for name in names if names.count(name) > 1})
-    if duplicated:
-        return names, findings_frame(
-            path.name,
-            "duplicate_column",
-            f"the header names {', '.join(duplicated)} twice",
-            line=1,
-            column=", ".join(duplicated),
-        )
-    return header, None
+    if not duplicated:
+        return None
+    return findings_frame(
+        file,
+        "duplicate_column",
+        f"the header names {', '.join(duplicated)} twice",
+        line=1,
+        column=", ".join(duplicated),
+    )
 
 
 def encoding_problem(path: Path, fmt: ExportFormat) -> pd.DataFrame:
@@ -283,7 +327,7 @@ def bad_row_findings(path: Path, bad_rows: list[tuple[int | None, str]]) -> pd.D
     )
 
 
-def read_xlsx(path: Path, fmt: ExportFormat) -> tuple[pd.DataFrame | None, pd.DataFrame]:
+def read_xlsx(path: Path, fmt: ExportFormat) -> tuple[Cells | None, pd.DataFrame]:
     """First (or the declared) sheet; real date and boolean cells are accepted."""
     import openpyxl
     from openpyxl.utils.exceptions import InvalidFileException
@@ -311,9 +355,19 @@ def read_xlsx(path: Path, fmt: ExportFormat) -> tuple[pd.DataFrame | None, pd.Da
     width = len(header)
     while width and not header[width - 1]:
         width -= 1
+    problem = duplicate_column_problem(path.name, header[:width])
+    if problem is not None:
+        return None, problem
     body = [row[:width] + ("",) * (width - len(row)) for row in rows[1:]]
     frame = pd.DataFrame(body, columns=header[:width], dtype=object)
-    return frame.apply(lambda column: column.str.strip()), no_findings()
+    columns = {name: encoded_series(frame[name].str.strip()) for name in frame.columns}
+    lines = np.arange(len(frame)) + FIRST_DATA_LINE
+    return Cells(columns, len(frame), lambda: lines), no_findings()
+
+
+def encoded_series(texts: pd.Series) -> tuple[np.ndarray, arrow.Array]:
+    codes, distinct = pd.factorize(texts)
+    return codes.astype(np.int32), arrow.array(distinct, arrow.string())
 
 
 def xlsx_text(value: Any, fmt: ExportFormat) -> str:
@@ -336,22 +390,23 @@ def xlsx_text(value: Any, fmt: ExportFormat) -> str:
 TYPE_NAMES = {"date": "a date", "number": "a number", "boolean": "true or false"}
 
 
-def parse_column(cells: pd.Series, kind: str, fmt: ExportFormat) -> tuple[pd.Series, np.ndarray]:
-    """Typed values and a mask of cells that are filled but not of the column's type."""
-    filled = (cells != "").to_numpy()
+def parse_column(texts: pd.Series, kind: str, fmt: ExportFormat) -> tuple[pd.Series, np.ndarray]:
+    """Typed values of distinct texts, and a mask of those filled but not of the column's
+    type. Every rule is element-wise, so it judges a text the same wherever it stands."""
+    filled = (texts != "").to_numpy()
     if kind == "date":
-        parsed = pd.to_datetime(cells.where(filled), format=fmt.date_format, errors="coerce")
+        parsed = pd.to_datetime(texts.where(filled), format=fmt.date_format, errors="coerce")
         return parsed.astype("datetime64[ns]"), filled & parsed.isna().to_numpy()
     if kind == "number":
-        text = cells.str.replace(fmt.decimal, ".", regex=False) if fmt.decimal != "." else cells
+        text = texts.str.replace(fmt.decimal, ".", regex=False) if fmt.decimal != "." else texts
         parsed = pd.to_numeric(text.where(filled), errors="coerce").astype("float64")
         return parsed, filled & parsed.isna().to_numpy()
     if kind == "boolean":
-        lowered = cells.str.lower()
+        lowered = texts.str.lower()
         is_true, is_false = (lowered == "true").to_numpy(), (lowered == "false").to_numpy()
         parsed = pd.arrays.BooleanArray(is_true, ~(is_true | is_false))
-        return pd.Series(parsed, index=cells.index), filled & ~(is_true | is_false)
-    return cells.where(filled, None).astype(object), np.zeros(len(cells), dtype=bool)
+        return pd.Series(parsed, index=texts.index), filled & ~(is_true | is_false)
+    return texts.where(filled, None).astype(object), np.zeros(len(texts), dtype=bool)
 
 
 def type_hint(kind: str, values: pd.Series, fmt: ExportFormat) -> str:
@@ -377,39 +432,117 @@ def map_values(cells: pd.Series, mapping: Mapping[str, Any]) -> pd.Series:
     return mapped
 
 
+def mapped_texts(cells: Cells, mappings: Mapping[str, Mapping[str, Any]]) -> dict[str, arrow.Array]:
+    """Each column's distinct texts in the contract's spelling (the declared values:)."""
+    return {
+        name: (
+            arrow.array(map_values(cells.texts(name), mappings[name]), arrow.string())
+            if name in mappings
+            else cells.columns[name][1]
+        )
+        for name in cells.columns
+    }
+
+
+def shared_categories(
+    texts: Mapping[str, Mapping[str, arrow.Array]], schemas: Mapping[str, pa.DataFrameSchema]
+) -> dict[str, tuple[pd.CategoricalDtype, dict[str, np.ndarray]]]:
+    """Per text column (patient_id): the distinct filled values across all tables, in the
+    order of the tables and their rows, and per table the position of each of its distinct
+    texts among them (-1: empty). One code per patient for every cross-table join, patients'
+    own ids first, in their order; one hash pass over all tables' texts."""
+    shared: dict[str, dict[str, arrow.Array]] = {}
+    for table, columns in texts.items():
+        for name, values in columns.items():
+            column = schemas[table].columns.get(name)
+            if column is not None and column_kind(column) == "text":
+                shared.setdefault(name, {})[table] = values
+    return {name: shared_codes(parts) for name, parts in shared.items()}
+
+
+def shared_codes(
+    parts: Mapping[str, arrow.Array],
+) -> tuple[pd.CategoricalDtype, dict[str, np.ndarray]]:
+    encoded = pc.dictionary_encode(arrow.concat_arrays(list(parts.values())))
+    distinct, positions = encoded.dictionary, encoded.indices.to_numpy().astype(np.int64)
+    empty = pc.index(distinct, "").as_py()
+    if empty >= 0:
+        distinct = pc.filter(distinct, pc.not_equal(distinct, ""))
+        positions[positions == empty] = -1
+        positions[positions > empty] -= 1
+    bounds = np.cumsum([0] + [len(part) for part in parts.values()])
+    dtype = pd.CategoricalDtype(distinct.to_numpy(zero_copy_only=False))
+    return dtype, {
+        table: positions[start:end]
+        for table, start, end in zip(parts, bounds[:-1], bounds[1:], strict=True)
+    }
+
+
+def distinct_values(
+    codes: np.ndarray,
+    texts: arrow.Array,
+    kind: str,
+    fmt: ExportFormat,
+    shared: tuple[pd.CategoricalDtype, np.ndarray] | None,
+) -> tuple[Distinct, np.ndarray]:
+    """The column's distinct typed values with each row's position among them, and which
+    texts are mistyped. Categories and text come as unique values (-1: empty), text as the
+    categories shared by all tables."""
+    if shared is not None:
+        dtype, positions = shared
+        unique = dtype.categories.to_series()
+        return Distinct(unique, positions[codes], np.zeros(len(unique), bool), dtype), np.zeros(
+            len(texts), dtype=bool
+        )
+    typed, bad = parse_column(
+        pd.Series(texts.to_numpy(zero_copy_only=False), dtype=object), kind, fmt
+    )
+    if kind == "category":
+        positions, categories = pd.factorize(typed)
+        unique = categories.to_series()
+        dtype = pd.CategoricalDtype(categories)
+        return Distinct(unique, positions[codes], np.zeros(len(unique), bool), dtype), bad
+    return Distinct(typed, codes, bad), bad
+
+
 def parse_table(
-    raw: pd.DataFrame, table: str, schema: pa.DataFrameSchema, fmt: ExportFormat, file: str
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Typed frame, type findings, and the mask of cells already reported as mistyped."""
-    typed = {}
+    cells: Cells,
+    texts: Mapping[str, arrow.Array],
+    schema: pa.DataFrameSchema,
+    fmt: ExportFormat,
+    file: str,
+    shared: Mapping[str, tuple[pd.CategoricalDtype, np.ndarray]],
+) -> tuple[TableRead, pd.DataFrame]:
+    """Typed contract columns, their distinct values (and which are mistyped), and the
+    type findings."""
+    distinct: dict[str, Distinct] = {}
     problems = []
-    mistyped = pd.DataFrame(False, index=raw.index, columns=raw.columns)
-    mappings = fmt.values.get(table, {})
-    for name in raw.columns:
-        cells = map_values(raw[name], mappings[name]) if name in mappings else raw[name]
+    for name, (codes, _) in cells.columns.items():
         if name not in schema.columns:
-            typed[name] = cells
             continue
         kind = column_kind(schema.columns[name])
-        typed[name], bad = parse_column(cells, kind, fmt)
-        mistyped[name] = bad
-        if bad.any():
+        distinct[name], bad_texts = distinct_values(codes, texts[name], kind, fmt, shared.get(name))
+        if bad_texts.any():
+            bad = bad_texts[codes]
             expected = TYPE_NAMES[kind]
             if kind == "date":
                 expected += f" in the format {fmt.date_format}"
-            hint = type_hint(kind, cells[bad], fmt)
-            rows = raw.index[bad]
+            rows = np.flatnonzero(bad)
+            mapped = pd.Series(texts[name].take(codes[rows[:50]]).to_pylist(), dtype=object)
+            hint = type_hint(kind, mapped, fmt)
+            value = cells.text(name, rows)
             problems.append(
                 findings_frame(
                     file,
                     "type",
-                    name + " '" + raw.loc[rows, name] + "' is not " + expected + hint,
-                    line=pd.Series(rows + FIRST_DATA_LINE, index=rows),
+                    name + " '" + value + "' is not " + expected + hint,
+                    line=cells.line(rows),
                     column=name,
-                    value=raw.loc[rows, name],
+                    value=value,
                 )
             )
-    return pd.DataFrame(typed, index=raw.index), concat_findings(problems), mistyped
+    typed = pd.DataFrame({name: values.column() for name, values in distinct.items()}, copy=False)
+    return TableRead(typed, cells, distinct), concat_findings(problems)
 
 
 def category_hint(findings: pd.DataFrame) -> pd.DataFrame:
@@ -425,33 +558,27 @@ def category_hint(findings: pd.DataFrame) -> pd.DataFrame:
 # the whole export
 
 
-@dataclass
-class TableRead:
-    """One export as typed values, as exported text, and which cells are not of their type."""
-
-    typed: pd.DataFrame
-    raw: pd.DataFrame
-    mistyped: pd.DataFrame
-
-
-def read_table(
-    table: str, path: Path, schema: pa.DataFrameSchema, fmt: ExportFormat
-) -> tuple[TableRead | None, pd.DataFrame]:
-    """The table (None when the file itself is unusable) and its findings."""
-    raw, problems = read_cells(path, fmt)
+def read_export(
+    table: str, path: Path, fmt: ExportFormat, schema: pa.DataFrameSchema
+) -> tuple[Cells | None, pd.DataFrame]:
+    """The export's cells under contract names (None when the file itself is unusable)."""
+    names = dict(fmt.columns.get(table, {}))
+    text = {name for name, column in schema.columns.items() if column_kind(column) == "text"}
+    ids = {export for export, name in names.items() if name in text} | (text - set(names))
+    raw, problems = read_cells(path, fmt, ids)
     if raw is None:
         return None, problems
-    if table == "patients" and raw.empty:
+    if table == "patients" and not len(raw):
         message = "patients has a header but no patient rows"
         return None, findings_frame(path.name, "empty_file", message, line=1)
     ignored = set(fmt.ignore_columns.get(table, []))
-    raw = raw[[name for name in raw.columns if name not in ignored]]
-    raw = raw.rename(columns=dict(fmt.columns.get(table, {})))
-    typed, type_problems, mistyped = parse_table(raw, table, schema, fmt, path.name)
-    column_problems = category_hint(check_columns(typed, raw, schema, table, path.name, mistyped))
-    return TableRead(typed, raw, mistyped), concat_findings(
-        [problems, type_problems, column_problems]
-    )
+    kept = [name for name in raw.columns if name not in ignored]
+    renamed = [names.get(name, name) for name in kept]
+    problem = duplicate_column_problem(path.name, renamed)
+    if problem is not None:
+        return None, concat_findings([problems, problem])
+    columns = {new: raw.columns[old] for old, new in zip(kept, renamed, strict=True)}
+    return Cells(columns, raw.rows, raw.source_lines), problems
 
 
 def validate_exports(
@@ -463,28 +590,35 @@ def validate_exports(
 ) -> Validation:
     """Check everything that can be checked, in one pass, and return the typed tables."""
     schemas = {table: load_schema(table) for table in TABLES}
+    cells: dict[str, Cells] = {}
+    read_problems = {}
+    for table, path in paths.items():
+        raw, read_problems[table] = read_export(table, path, fmt, schemas[table])
+        if raw is not None:
+            cells[table] = raw
+    texts = {table: mapped_texts(raw, fmt.values.get(table, {})) for table, raw in cells.items()}
+    shared = shared_categories(texts, schemas)
     reads: dict[str, TableRead] = {}
     parts = []
     for table, path in paths.items():
-        read, problems = read_table(table, path, schemas[table], fmt)
-        parts.append(problems)
-        if read is not None:
-            reads[table] = read
-    tables = {table: read.typed for table, read in reads.items()}
-    files = {table: path.name for table, path in paths.items()}
-    parts.append(
-        check_across(
-            tables,
-            {table: read.raw for table, read in reads.items()},
-            {table: read.mistyped for table, read in reads.items()},
-            schemas,
-            files,
-            definitions,
+        parts.append(read_problems[table])
+        if table not in cells:
+            continue
+        own = {
+            name: (dtype, codes[table]) for name, (dtype, codes) in shared.items() if table in codes
+        }
+        read, type_problems = parse_table(
+            cells[table], texts[table], schemas[table], fmt, path.name, own
         )
-    )
+        reads[table] = read
+        column_problems = check_columns(read, schemas[table], path.name)
+        parts += [type_problems, category_hint(column_problems)]
+    files = {table: path.name for table, path in paths.items()}
+    parts.append(check_across(reads, schemas, files, definitions))
     findings = concat_findings(parts)
     if strict:
         findings.loc[findings["severity"] == "warning", "severity"] = "error"
+    tables = {table: read.typed for table, read in reads.items()}
     return Validation(
         tables={
             table: finish_types(tables.get(table, empty_table(schemas[table])), schemas[table])
@@ -518,17 +652,20 @@ def empty_table(schema: pa.DataFrameSchema) -> pd.DataFrame:
 
 
 def finish_types(table: pd.DataFrame, schema: pa.DataFrameSchema) -> pd.DataFrame:
-    """Contract columns only, categories as pandas categoricals, ready for parquet."""
-    out = table.reindex(columns=list(schema.columns)).reset_index(drop=True)
+    """Contract columns only, ready for parquet: categories as categoricals of the
+    contract's categories, patient ids as categoricals of the ids of all four tables (so
+    that derivation joins tables by code)."""
+    out = {}
     for name, column in schema.columns.items():
+        values = table[name] if name in table else pd.Series(np.nan, index=table.index)
         kind = column_kind(column)
         if kind == "category":
-            out[name] = pd.Categorical(out[name], categories=allowed_values(column))
+            out[name] = pd.Categorical(values, categories=allowed_values(column))
         elif kind == "text":
-            out[name] = out[name].astype("string")
+            out[name] = values.astype("category")
         else:
-            out[name] = out[name].astype(str(column.dtype))
-    return out
+            out[name] = values.astype(str(column.dtype), copy=False)
+    return pd.DataFrame(out, index=table.index, copy=False)
 
 
 # ---------------------------------------------------------------------------------------
@@ -536,8 +673,24 @@ def finish_types(table: pd.DataFrame, schema: pa.DataFrameSchema) -> pd.DataFram
 
 
 def write_tables(tables: Mapping[str, pd.DataFrame], paths: Mapping[str, str]) -> None:
-    for table in TABLES:
-        tables[table].to_parquet(paths[table], index=False)
+    """One row group per table and one dictionary page per column, so that a patient_id
+    dictionary is written (and read) once rather than falling back to plain pages that the
+    reader encodes again; no column statistics (nothing filters on them, and min and max of
+    a million ids cost as much as writing them). The files are written side by side: each
+    file's id dictionary is encoded by one thread."""
+
+    def write(table: str) -> None:
+        frame = arrow.Table.from_pandas(tables[table], preserve_index=False)
+        pq.write_table(
+            frame,
+            paths[table],
+            row_group_size=max(frame.num_rows, 1),
+            dictionary_pagesize_limit=1 << 30,
+            write_statistics=False,
+        )
+
+    with ThreadPoolExecutor() as pool:
+        list(pool.map(write, TABLES))
 
 
 def count_findings(findings: pd.DataFrame) -> dict[str, Any]:

@@ -510,14 +510,12 @@ class CountingProcessCox:
         return self
 
     def _prepare(self, start, stop, event, x) -> None:
-        self.x, self.event = x, event
+        self.x, self.event, self.x_event = x, event, x[event]
         self.times = np.unique(stop[event])
-        self.by_stop = np.argsort(stop, kind="stable")
-        self.by_start = np.argsort(start, kind="stable")
-        self.stop_cut = np.searchsorted(stop[self.by_stop], self.times, side="left")
-        self.start_cut = np.searchsorted(start[self.by_start], self.times, side="left")
+        self.leaving = RunningSums.of(stop, self.times, x)
         # rows that enter at or after an event time; none in right-censored data
-        self.delayed_entry = bool((self.start_cut < len(start)).any())
+        entering = RunningSums.of(start, self.times, x)
+        self.entering = entering if entering.used.any() else None
         self.group = np.searchsorted(self.times, stop[event])
         self.deaths = np.bincount(self.group, minlength=len(self.times))
         self.slot = np.repeat(np.arange(len(self.times)), self.deaths)
@@ -526,21 +524,18 @@ class CountingProcessCox:
         )
         self.share = position / self.deaths[self.slot]
 
-    def _risk_sums(self, weights: np.ndarray) -> np.ndarray:
-        """Σ of weights over rows at risk at each event time: stop ≥ t minus start ≥ t."""
-
-        def suffix(order: np.ndarray, cut: np.ndarray) -> np.ndarray:
-            sums = np.cumsum(weights[order][::-1], axis=0)[::-1]
-            padded = np.concatenate([sums, np.zeros((1, *sums.shape[1:]))])
-            return padded[cut]
-
-        at_risk = suffix(self.by_stop, self.stop_cut)
-        if not self.delayed_entry:
+    def _risk_sums(self, risk: np.ndarray) -> list[np.ndarray]:
+        """Σ of risk, risk·x and risk·xx' over rows at risk at each event time: stop ≥ t
+        minus start ≥ t."""
+        at_risk = self.leaving.moments(risk)
+        if self.entering is None:
             return at_risk
-        return at_risk - suffix(self.by_start, self.start_cut)
+        entered = self.entering.moments(risk)
+        return [total - late for total, late in zip(at_risk, entered, strict=True)]
 
     def _tie_sums(self, weights: np.ndarray) -> np.ndarray:
-        flat = weights[self.event].reshape(int(self.event.sum()), -1)
+        """Σ of weights (one row per event row) over the events of each event time."""
+        flat = weights.reshape(len(weights), -1)
         sums = np.stack(
             [
                 np.bincount(self.group, weights=flat[:, j], minlength=len(self.times))
@@ -551,20 +546,21 @@ class CountingProcessCox:
         return sums.reshape(len(self.times), *weights.shape[1:])
 
     def _derivatives(self, beta: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-        x = self.x
+        x, x_event = self.x, self.x_event
         eta = x @ beta
         risk = np.exp(eta)
-        rx = risk[:, None] * x
-        rxx = rx[:, :, None] * x[:, None, :]
-        s0, s1, s2 = self._risk_sums(risk), self._risk_sums(rx), self._risk_sums(rxx)
-        t0, t1, t2 = self._tie_sums(risk), self._tie_sums(rx), self._tie_sums(rxx)
+        s0, s1, s2 = self._risk_sums(risk)
+        risk_event = risk[self.event]
+        rx = risk_event[:, None] * x_event
+        rxx = rx[:, :, None] * x_event[:, None, :]
+        t0, t1, t2 = self._tie_sums(risk_event), self._tie_sums(rx), self._tie_sums(rxx)
         g, f = self.slot, self.share
         a0 = s0[g] - f * t0[g]
         a1 = s1[g] - f[:, None] * t1[g]
         a2 = s2[g] - f[:, None, None] * t2[g]
         mean = a1 / a0[:, None]
         loglik = float(eta[self.event].sum() - np.log(a0).sum())
-        gradient = x[self.event].sum(axis=0) - mean.sum(axis=0)
+        gradient = x_event.sum(axis=0) - mean.sum(axis=0)
         information = (a2 / a0[:, None, None] - mean[:, :, None] * mean[:, None, :]).sum(axis=0)
         return loglik, gradient, information
 
@@ -585,6 +581,44 @@ class CountingProcessCox:
             },
             index=self.params_.index,
         )
+
+
+@dataclass(frozen=True)
+class RunningSums:
+    """Sums over the rows whose time is ≥ each event time, as one running sum per moment
+    from the latest time down (each row's sum of the same additions in the same order,
+    whatever the moment).
+
+    The covariates are kept sorted, latest first, with one moment per memory row, so that
+    every running sum of a Newton step is a contiguous pass: summing (rows, p, p) arrays
+    along their first axis instead took 2 s a step on a registry.
+    """
+
+    order: np.ndarray  # rows by time, latest first
+    x: np.ndarray  # (p, rows): the covariates in that order
+    last: np.ndarray  # per event time, the position of its last row ≥ it in `order`
+    used: np.ndarray  # event times that have a row ≥ them
+
+    @classmethod
+    def of(cls, time: np.ndarray, times: np.ndarray, x: np.ndarray) -> RunningSums:
+        ascending = np.argsort(time, kind="stable")
+        cut = np.searchsorted(time[ascending], times, side="left")
+        order = ascending[::-1]
+        return cls(order, np.ascontiguousarray(x[order].T), len(time) - 1 - cut, cut < len(time))
+
+    def moments(self, risk: np.ndarray) -> list[np.ndarray]:
+        """Σ risk, Σ risk·x and Σ risk·xx' per event time: (times,), (times, p), (times,
+        p, p)."""
+        r = risk[self.order]
+        rx = r * self.x
+        rxx = rx[:, None, :] * self.x[None, :, :]
+        return [self._at_times(values) for values in (r, rx, rxx)]
+
+    def _at_times(self, values: np.ndarray) -> np.ndarray:
+        running = np.cumsum(values, axis=-1, out=values)
+        picked = np.zeros((*values.shape[:-1], len(self.last)))
+        picked[..., self.used] = running[..., self.last[self.used]]
+        return np.ascontiguousarray(np.moveaxis(picked, -1, 0))
 
 
 @dataclass(frozen=True)

@@ -6,13 +6,11 @@ import sys
 import pandas as pd
 
 from sinet_bm.results import estimates_frame, write_estimates
-from sinet_bm.survival import adjusted_cox, ph_tests_table, survival_estimates
+from sinet_bm.survival import COLUMNS, survival_results
 
 sys.stderr = open(snakemake.log[0], "w")
 
-endpoints = pd.read_parquet(snakemake.input.endpoints)
-level = snakemake.params.confidence_level
-write_estimates(estimates_frame(survival_estimates(endpoints, level)), snakemake.output.estimates)
-ph_tests_table(adjusted_cox(endpoints, level)).to_csv(
-    snakemake.output.ph_tests, index=False, lineterminator="\n"
-)
+endpoints = pd.read_parquet(snakemake.input.endpoints, columns=list(COLUMNS))
+results = survival_results(endpoints, snakemake.params.confidence_level)
+write_estimates(estimates_frame(results.rows), snakemake.output.estimates)
+results.ph_tests.to_csv(snakemake.output.ph_tests, index=False, lineterminator="\n")

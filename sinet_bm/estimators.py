@@ -437,7 +437,12 @@ def schoenfeld_tests(fit: CoxFit) -> pd.DataFrame:
 
 def schoenfeld_global(fit: CoxFit) -> tuple[float, float, int]:
     """The global line of `schoenfeld_tests`: chi-square, p, df."""
-    overall = schoenfeld_tests(fit).iloc[-1]
+    return global_test(schoenfeld_tests(fit))
+
+
+def global_test(tests: pd.DataFrame) -> tuple[float, float, int]:
+    """Chi-square, p and df of the global line of a `schoenfeld_tests` table."""
+    overall = tests.iloc[-1]
     return float(overall["chi_square"]), float(overall["p_value"]), int(overall["df"])
 
 

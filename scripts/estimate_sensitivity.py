@@ -6,13 +6,13 @@ import sys
 import pandas as pd
 
 from sinet_bm.results import estimates_frame, write_estimates
-from sinet_bm.sensitivity import SensitivitySettings, sensitivity_estimates
+from sinet_bm.sensitivity import COLUMNS, SensitivitySettings, sensitivity_estimates
 
 sys.stderr = open(snakemake.log[0], "w")
 
 settings = snakemake.params.sensitivity
 rows = sensitivity_estimates(
-    pd.read_parquet(snakemake.input.endpoints),
+    pd.read_parquet(snakemake.input.endpoints, columns=list(COLUMNS)),
     SensitivitySettings(
         landmarks_months=tuple(settings["landmarks_months"]),
         rmst_horizon_months=settings["rmst_horizon_months"],

@@ -38,8 +38,22 @@ from sinet_bm.replicates import (
 )
 from sinet_bm.results import Row, row, term_rows
 from sinet_bm.survival import ADJUSTED_TERMS, cox_data
+from sinet_bm.survival import COLUMNS as SURVIVAL_COLUMNS
 
 Z_975 = 1.959964
+# The endpoints' columns read: those of the survival analyses, the BM and SRE dates for the
+# time-dependent and competing-risks analyses; a resample needs only the former.
+COLUMNS = (
+    *SURVIVAL_COLUMNS,
+    "bm_months",
+    "bm_date",
+    "sre",
+    "first_sre_date",
+    "last_followup_date",
+    "antiresorptive",
+    "antiresorptive_start",
+)
+BOOTSTRAP_COLUMNS = SURVIVAL_COLUMNS
 
 
 # ---------------------------------------------------------------------------------------

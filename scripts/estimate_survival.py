@@ -3,14 +3,12 @@ within functioning and non-functioning tumours; the proportional-hazards tests."
 
 import sys
 
-import pandas as pd
-
-from sinet_bm.results import estimates_frame, write_estimates
+from sinet_bm.results import estimates_frame, read_endpoints, write_estimates
 from sinet_bm.survival import COLUMNS, survival_results
 
 sys.stderr = open(snakemake.log[0], "w")
 
-endpoints = pd.read_parquet(snakemake.input.endpoints, columns=list(COLUMNS))
+endpoints = read_endpoints(snakemake.input.endpoints, COLUMNS)
 results = survival_results(endpoints, snakemake.params.confidence_level)
 write_estimates(estimates_frame(results.rows), snakemake.output.estimates)
 results.ph_tests.to_csv(snakemake.output.ph_tests, index=False, lineterminator="\n")

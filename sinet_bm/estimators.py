@@ -284,10 +284,19 @@ def logrank(
 
 
 @dataclass(frozen=True)
+class StoredCox:
+    """The coefficients and covariance of a Cox model fitted by an earlier step: what its
+    residuals need, without fitting it again."""
+
+    params_: pd.Series
+    variance_matrix_: pd.DataFrame
+
+
+@dataclass(frozen=True)
 class CoxFit:
     """A right-censored Cox model fitted by lifelines, or the reason it could not be."""
 
-    fitter: CoxPHFitter | CountingProcessCox | None
+    fitter: CoxPHFitter | CountingProcessCox | StoredCox | None
     data: pd.DataFrame
     duration: str
     event: str

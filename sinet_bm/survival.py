@@ -8,14 +8,16 @@ and non-functioning tumours, and the BM × functioning interaction in one model.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 
 from sinet_bm.endpoints import populations, stage_iv_of
 from sinet_bm.estimators import (
     CoxFit,
+    StoredCox,
     fit_cox,
     global_test,
     km_median,
@@ -60,13 +62,37 @@ def cox_data(stage_iv: pd.DataFrame, keep: Sequence[str] = ()) -> pd.DataFrame:
     return data.drop(columns="grade").reset_index(drop=True)
 
 
-def adjusted_cox(endpoints: pd.DataFrame, level: float) -> CoxFit:
-    return adjusted_model(stage_iv_of(endpoints), level)
-
-
 def adjusted_model(stage_iv: pd.DataFrame, level: float) -> CoxFit:
     """OS on BM, age, sex and grade in the stage IV patients with a known grade."""
     return fit_cox(cox_data(stage_iv), list(ADJUSTED_TERMS.values()), "os_months", "dead", level)
+
+
+def model_record(fit: CoxFit) -> dict[str, object]:
+    """A fitted model as JSON: its terms, coefficients and their covariance, or why it has
+    none. The residual figure reads the adjusted model from it instead of refitting it."""
+    if fit.fitter is None:
+        return {"terms": [], "coefficients": [], "variance": [], "failure": fit.failure}
+    return {
+        "terms": list(fit.fitter.params_.index),
+        "coefficients": fit.fitter.params_.tolist(),
+        "variance": fit.fitter.variance_matrix_.to_numpy().tolist(),
+        "failure": "",
+    }
+
+
+def stored_adjusted_model(record: Mapping[str, Any], stage_iv: pd.DataFrame) -> CoxFit:
+    """The adjusted model of `model_record` on its data, as `adjusted_model` fitted it."""
+    terms = list(record["terms"])
+    frame = cox_data(stage_iv)[["os_months", "dead", *terms]].astype(float)
+    fitter = (
+        StoredCox(
+            pd.Series(record["coefficients"], index=terms, dtype=float),
+            pd.DataFrame(record["variance"], index=terms, columns=terms, dtype=float),
+        )
+        if terms
+        else None
+    )
+    return CoxFit(fitter, frame, "os_months", "dead", {}, str(record["failure"]))
 
 
 def ph_tests_table(fit: CoxFit) -> pd.DataFrame:

@@ -31,6 +31,10 @@ WIDTH_INCHES = 6.3  # A4 text width with 2 cm margins
 # Beyond this many marks (censoring ticks, residuals) an artist is drawn as an embedded
 # 300 dpi image: at registry scale vector marks made 10 MB figures and a 66 s PDF render.
 MAX_VECTOR_MARKS = 2000
+# A confidence band is drawn through the steps at which it moves by more than this (of a
+# survival axis from 0 to 1): a registry's band of 8000 steps made each curve's figure
+# megabytes, and most of the report's PDF rendering.
+BAND_TOLERANCE = 0.0005
 # Residuals drawn per panel of the β(t) figure: beyond this a registry's points only
 # overlap into the same grey band, and took seconds to draw and write.
 SHOWN_RESIDUALS = 20_000
@@ -122,6 +126,16 @@ def km_curves(groups: dict[str, pd.DataFrame], time: str, event: str, level: flo
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
 
 
+def visible_steps(steps: pd.DataFrame, tolerance: float = BAND_TOLERANCE) -> np.ndarray:
+    """Which rows of a step table to draw: the first, the last, and each row at which a
+    column moves to another `tolerance`-wide level. Every row left out shares its levels
+    with the row drawn before it, so the steps drawn stay within `tolerance` of all."""
+    levels = np.floor(steps.to_numpy(dtype=float) / tolerance)
+    keep = np.ones(len(levels), dtype=bool)
+    keep[1:-1] = (levels[1:-1] != levels[:-2]).any(axis=1)
+    return keep
+
+
 def at_risk(curve: pd.DataFrame, times: np.ndarray) -> list[int]:
     """Patients still followed at each time (the risk set of the first time ≥ t)."""
     months = curve["months"].to_numpy()
@@ -153,10 +167,11 @@ def draw_os_by_bm(ax, risk, data: pd.DataFrame, horizon: float, title: str, step
             linestyle=style,
             label=label,
         )
+        band = curve[visible_steps(curve[["lower", "upper"]])]
         ax.fill_between(
-            curve["months"],
-            curve["lower"],
-            curve["upper"],
+            band["months"],
+            band["lower"],
+            band["upper"],
             step="post",
             color=color,
             alpha=0.15,
@@ -252,10 +267,11 @@ def morphologic_visibility(endpoints: pd.DataFrame, level: float) -> tuple[Figur
     fig, ax = plt.subplots(figsize=(WIDTH_INCHES * 0.62, 2.8), layout="constrained")
     if len(data):
         ax.step(data["months"], data["visible_share"], where="post", color=BLUE)
+        band = data[visible_steps(data[["lower_share", "upper_share"]])]
         ax.fill_between(
-            data["months"],
-            data["lower_share"],
-            data["upper_share"],
+            band["months"],
+            band["lower_share"],
+            band["upper_share"],
             step="post",
             color=BLUE,
             alpha=0.15,

@@ -31,10 +31,10 @@ WIDTH_INCHES = 6.3  # A4 text width with 2 cm margins
 # Beyond this many marks (censoring ticks, residuals) an artist is drawn as an embedded
 # 300 dpi image: at registry scale vector marks made 10 MB figures and a 66 s PDF render.
 MAX_VECTOR_MARKS = 2000
-# A confidence band is drawn through the steps at which it moves by more than this (of a
+# A confidence band is drawn through the steps at which it moves by this much or more (of a
 # survival axis from 0 to 1): a registry's band of 8000 steps made each curve's figure
 # megabytes, and most of the report's PDF rendering.
-BAND_TOLERANCE = 0.0005
+BAND_TOLERANCE = 0.001
 # Residuals drawn per panel of the β(t) figure: beyond this a registry's points only
 # overlap into the same grey band, and took seconds to draw and write.
 SHOWN_RESIDUALS = 20_000

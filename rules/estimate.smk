@@ -29,6 +29,7 @@ rule estimate_survival:
     output:
         estimates=at_root("estimates/survival.csv"),
         ph_tests=at_root("tables/ph_tests.csv"),
+        model=at_root("tables/cox_adjusted.json"),
     log:
         log("estimate_survival"),
     benchmark:

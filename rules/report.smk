@@ -3,6 +3,7 @@ rule plot_figures:
         endpoints=rules.derive_endpoints.output.endpoints,
         estimates=rules.collect_estimates.output.estimates,
         flow=rules.estimate_cohort.output.flow,
+        model=rules.estimate_survival.output.model,
         code=package_code("plot_figures"),
     output:
         **figure_outputs(),

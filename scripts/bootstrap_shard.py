@@ -2,17 +2,16 @@
 
 import sys
 
-import pandas as pd
-
 from sinet_bm.endpoints import stage_iv_of
 from sinet_bm.replicates import BootstrapSettings, shard_replicates
-from sinet_bm.sensitivity import bootstrap_replicates
+from sinet_bm.results import read_endpoints
+from sinet_bm.sensitivity import BOOTSTRAP_COLUMNS, bootstrap_replicates
 
 sys.stderr = open(snakemake.log[0], "w")
 
 settings = BootstrapSettings(**snakemake.params.bootstrap)
 draws = bootstrap_replicates(
-    stage_iv_of(pd.read_parquet(snakemake.input.endpoints)),
+    stage_iv_of(read_endpoints(snakemake.input.endpoints, BOOTSTRAP_COLUMNS)),
     shard_replicates(int(snakemake.wildcards.shard), snakemake.params.shards, settings.replicates),
     settings,
 )

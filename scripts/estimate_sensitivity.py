@@ -3,16 +3,14 @@ RMST, competing risks of SRE, time-dependent antiresorptive therapy)."""
 
 import sys
 
-import pandas as pd
-
-from sinet_bm.results import estimates_frame, write_estimates
-from sinet_bm.sensitivity import SensitivitySettings, sensitivity_estimates
+from sinet_bm.results import estimates_frame, read_endpoints, write_estimates
+from sinet_bm.sensitivity import COLUMNS, SensitivitySettings, sensitivity_estimates
 
 sys.stderr = open(snakemake.log[0], "w")
 
 settings = snakemake.params.sensitivity
 rows = sensitivity_estimates(
-    pd.read_parquet(snakemake.input.endpoints),
+    read_endpoints(snakemake.input.endpoints, COLUMNS),
     SensitivitySettings(
         landmarks_months=tuple(settings["landmarks_months"]),
         rmst_horizon_months=settings["rmst_horizon_months"],

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from sinet_bm.provenance import Places, build_provenance, write_provenance
-from sinet_bm.refresh import changelog, previous_snapshot, snapshot, write_json
+from sinet_bm.refresh import COLUMNS, changelog, previous_snapshot, snapshot, write_json
 from sinet_bm.report import render_pdf, render_report, run_date
 from sinet_bm.results import read_estimates
 
@@ -20,7 +20,7 @@ places = Places.of(params.out_dir, params.raw_dir)
 write_provenance(build_provenance(params.steps, params.config, places), outputs.provenance)
 current = snapshot(
     json.loads(Path(inputs.validation).read_text()),
-    pd.read_parquet(inputs.endpoints),
+    pd.read_parquet(inputs.endpoints, columns=list(COLUMNS)),
     read_estimates([inputs.estimates]),
 )
 previous = previous_snapshot(current, Path(params.history))

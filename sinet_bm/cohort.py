@@ -14,6 +14,31 @@ from sinet_bm.estimators import fisher_odds_ratio, km_median, proportion, sample
 from sinet_bm.results import Row, count
 
 BM_TYPES = categories("imaging", "lesion_type")
+# The endpoints' columns these counts and Table 1 read.
+COLUMNS = (
+    "eligible",
+    "exclusion_reason",
+    "stage_iv",
+    "functioning",
+    "bm",
+    "sex",
+    "male",
+    "age_years",
+    "primary_site",
+    "grade",
+    "ki67_percent",
+    "sstr_only",
+    "morphologic_visible",
+    "months_to_morphologic",
+    "bm_type",
+    "antiresorptive",
+    "sre",
+    "n_sre",
+    "n_sre_before_bm",
+    "n_sre_without_bm",
+    "dead",
+    "os_months",
+)
 
 
 def two_by_two(exposed: pd.Series, outcome: pd.Series) -> np.ndarray:

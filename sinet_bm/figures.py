@@ -8,8 +8,9 @@ table beside it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -21,7 +22,8 @@ from matplotlib.figure import Figure
 from sinet_bm.endpoints import populations
 from sinet_bm.estimators import KaplanMeier, aalen_johansen, scaled_schoenfeld
 from sinet_bm.sensitivity import sre_times
-from sinet_bm.survival import adjusted_cox
+from sinet_bm.survival import COLUMNS as SURVIVAL_COLUMNS
+from sinet_bm.survival import stored_adjusted_model
 
 BLUE, ORANGE, VERMILLION, GREEN, GREY = "#0072B2", "#E69F00", "#D55E00", "#009E73", "#555555"
 GROUPS = {"BM": (VERMILLION, "-", "//"), "no BM": (BLUE, "--", "")}
@@ -29,6 +31,26 @@ WIDTH_INCHES = 6.3  # A4 text width with 2 cm margins
 # Beyond this many marks (censoring ticks, residuals) an artist is drawn as an embedded
 # 300 dpi image: at registry scale vector marks made 10 MB figures and a 66 s PDF render.
 MAX_VECTOR_MARKS = 2000
+# A confidence band is drawn through the steps at which it moves by this much or more (of a
+# survival axis from 0 to 1): a registry's band of 8000 steps made each curve's figure
+# megabytes, and most of the report's PDF rendering.
+BAND_TOLERANCE = 0.001
+# Residuals drawn per panel of the β(t) figure: beyond this a registry's points only
+# overlap into the same grey band, and took seconds to draw and write.
+SHOWN_RESIDUALS = 20_000
+# The endpoints' columns the figures draw from.
+COLUMNS = (
+    *SURVIVAL_COLUMNS,
+    "sstr_only",
+    "morphologic_visible",
+    "months_to_morphologic",
+    "bm_date",
+    "sre",
+    "first_sre_date",
+    "last_followup_date",
+    "antiresorptive",
+    "antiresorptive_start",
+)
 # The report's figures, in its order, with their category in Snakemake's own report (whose
 # captions are report/<figure>.rst); the workflow reads this list from here.
 FIGURES = {
@@ -104,6 +126,16 @@ def km_curves(groups: dict[str, pd.DataFrame], time: str, event: str, level: flo
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
 
 
+def visible_steps(steps: pd.DataFrame, tolerance: float = BAND_TOLERANCE) -> np.ndarray:
+    """Which rows of a step table to draw: the first, the last, and each row at which a
+    column moves to another `tolerance`-wide level. Every row left out shares its levels
+    with the row drawn before it, so the steps drawn stay within `tolerance` of all."""
+    levels = np.floor(steps.to_numpy(dtype=float) / tolerance)
+    keep = np.ones(len(levels), dtype=bool)
+    keep[1:-1] = (levels[1:-1] != levels[:-2]).any(axis=1)
+    return keep
+
+
 def at_risk(curve: pd.DataFrame, times: np.ndarray) -> list[int]:
     """Patients still followed at each time (the risk set of the first time ≥ t)."""
     months = curve["months"].to_numpy()
@@ -135,10 +167,11 @@ def draw_os_by_bm(ax, risk, data: pd.DataFrame, horizon: float, title: str, step
             linestyle=style,
             label=label,
         )
+        band = curve[visible_steps(curve[["lower", "upper"]])]
         ax.fill_between(
-            curve["months"],
-            curve["lower"],
-            curve["upper"],
+            band["months"],
+            band["lower"],
+            band["upper"],
             step="post",
             color=color,
             alpha=0.15,
@@ -234,10 +267,11 @@ def morphologic_visibility(endpoints: pd.DataFrame, level: float) -> tuple[Figur
     fig, ax = plt.subplots(figsize=(WIDTH_INCHES * 0.62, 2.8), layout="constrained")
     if len(data):
         ax.step(data["months"], data["visible_share"], where="post", color=BLUE)
+        band = data[visible_steps(data[["lower_share", "upper_share"]])]
         ax.fill_between(
-            data["months"],
-            data["lower_share"],
-            data["upper_share"],
+            band["months"],
+            band["lower_share"],
+            band["upper_share"],
             step="post",
             color=BLUE,
             alpha=0.15,
@@ -434,10 +468,12 @@ def cif_sre(endpoints: pd.DataFrame, days_per_month: float) -> tuple[Figure, pd.
     return fig, data
 
 
-def schoenfeld(endpoints: pd.DataFrame, level: float) -> tuple[Figure, pd.DataFrame]:
-    """β(t) of each covariate of the adjusted model against KM-transformed time: a flat
-    band of decile means around β is what proportional hazards look like."""
-    fit = adjusted_cox(endpoints, level)
+def schoenfeld(endpoints: pd.DataFrame, model: Mapping[str, Any]) -> tuple[Figure, pd.DataFrame]:
+    """β(t) of each covariate of the adjusted model (`model`, as estimate_survival fitted
+    it) against KM-transformed time: a flat band of decile means around β is what
+    proportional hazards look like. The decile means are of every death; of the residuals
+    themselves at most SHOWN_RESIDUALS are drawn, evenly spaced in time order."""
+    fit = stored_adjusted_model(model, populations(endpoints)["stage_iv"])
     if fit.fitter is None:
         fig, ax = plt.subplots(figsize=(WIDTH_INCHES, 1.0), layout="constrained")
         ax.axis("off")
@@ -451,16 +487,17 @@ def schoenfeld(endpoints: pd.DataFrame, level: float) -> tuple[Figure, pd.DataFr
         rows, columns, figsize=(WIDTH_INCHES, 2.0 * rows), layout="constrained", squeeze=False
     )
     bins = pd.qcut(data["km_time"].rank(method="first"), q=min(10, len(data)), labels=False)
+    shown = data.iloc[evenly_spaced(len(data), SHOWN_RESIDUALS)]
     for ax, term in zip(axes.flat, terms, strict=False):
         means = data.groupby(bins).agg(x=("km_time", "mean"), y=(term, "mean"))
         ax.scatter(
-            data["km_time"],
-            data[term],
+            shown["km_time"],
+            shown[term],
             s=4,
             color=GREY,
             alpha=0.4,
             linewidths=0,
-            rasterized=len(data) > MAX_VECTOR_MARKS,
+            rasterized=len(shown) > MAX_VECTOR_MARKS,
         )
         ax.plot(means["x"], means["y"], color=BLUE, marker="o", markersize=3)
         ax.axhline(float(fit.fitter.params_[term]), color=VERMILLION, linestyle="--", linewidth=0.8)
@@ -469,7 +506,14 @@ def schoenfeld(endpoints: pd.DataFrame, level: float) -> tuple[Figure, pd.DataFr
     for ax in list(axes.flat)[len(terms) :]:
         ax.axis("off")
     axes[0][0].set_ylabel("β(t)")
-    return fig, data
+    return fig, shown
+
+
+def evenly_spaced(size: int, most: int) -> np.ndarray:
+    """Positions of at most `most` of `size` items, evenly spaced, first and last kept."""
+    if size <= most:
+        return np.arange(size)
+    return np.unique(np.round(np.linspace(0, size - 1, most)).astype(int))
 
 
 # ---------------------------------------------------------------------------------------
@@ -537,6 +581,7 @@ def figure_makers(
     endpoints: pd.DataFrame,
     estimates: pd.DataFrame,
     flow: pd.DataFrame,
+    model: Mapping[str, Any],
     level: float,
     days_per_month: float,
 ) -> dict[str, Callable[[], tuple[Figure, pd.DataFrame]]]:
@@ -552,7 +597,7 @@ def figure_makers(
         "subgroup_forest": lambda: subgroup_forest(estimates, level),
         "bm_hazard_ratios": lambda: bm_hazard_ratios(estimates, level),
         "cif_sre": lambda: cif_sre(endpoints, days_per_month),
-        "schoenfeld": lambda: schoenfeld(endpoints, level),
+        "schoenfeld": lambda: schoenfeld(endpoints, model),
     }
 
 
@@ -560,6 +605,7 @@ def plot_figures(
     endpoints: pd.DataFrame,
     estimates: pd.DataFrame,
     flow: pd.DataFrame,
+    model: Mapping[str, Any],
     level: float,
     days_per_month: float,
     folder: Path,
@@ -567,7 +613,7 @@ def plot_figures(
     """Every figure of the report, each as SVG plus the CSV of what it draws."""
     figure_style()
     folder.mkdir(parents=True, exist_ok=True)
-    makers = figure_makers(endpoints, estimates, flow, level, days_per_month)
+    makers = figure_makers(endpoints, estimates, flow, model, level, days_per_month)
     for name in FIGURES:
         fig, data = makers[name]()
         save(fig, data, folder, name)

@@ -140,6 +140,20 @@ def write_estimates(frame: pd.DataFrame, path: str | Path) -> None:
     out.to_csv(path, index=False, lineterminator="\n")
 
 
+def read_endpoints(path: str | Path, columns: Sequence[str]) -> pd.DataFrame:
+    """The endpoint columns a step uses, its text columns as categoricals.
+
+    A registry's full endpoints table is 0.6 GB in memory, most of it Python strings, and
+    a text comparison or missing-value check goes string by string; as categories the
+    same values take a byte per patient and compare as integers.
+    """
+    import pyarrow.parquet as pq
+
+    schema = pq.read_schema(path)
+    text = [name for name in columns if schema.field(name).type in ("string", "large_string")]
+    return pd.read_parquet(path, columns=list(columns), read_dictionary=text)
+
+
 def read_result(path: str | Path) -> pd.DataFrame:
     """A result CSV of the pipeline; round-trip float parsing keeps every bit."""
     return pd.read_csv(path, float_precision="round_trip")

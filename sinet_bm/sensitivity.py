@@ -38,8 +38,22 @@ from sinet_bm.replicates import (
 )
 from sinet_bm.results import Row, row, term_rows
 from sinet_bm.survival import ADJUSTED_TERMS, cox_data
+from sinet_bm.survival import COLUMNS as SURVIVAL_COLUMNS
 
 Z_975 = 1.959964
+# The endpoints' columns read: those of the survival analyses, the BM and SRE dates for the
+# time-dependent and competing-risks analyses; a resample needs only the former.
+COLUMNS = (
+    *SURVIVAL_COLUMNS,
+    "bm_months",
+    "bm_date",
+    "sre",
+    "first_sre_date",
+    "last_followup_date",
+    "antiresorptive",
+    "antiresorptive_start",
+)
+BOOTSTRAP_COLUMNS = SURVIVAL_COLUMNS
 
 
 # ---------------------------------------------------------------------------------------
@@ -296,6 +310,7 @@ class Resampling:
         self.time = data["os_months"].to_numpy(dtype=float)
         self.dead = data["dead"].to_numpy(dtype=bool)
         self.covariates = data[list(COVARIATES)].to_numpy(dtype=float)
+        self.by_covariate = np.ascontiguousarray(self.covariates.T)
         self.models: dict[tuple[str, ...], FrequencyWeightedCox] = {}
         self.bm = stage_iv["bm"].to_numpy(dtype=bool)
         time, dead = stage_iv["os_months"].to_numpy(float), stage_iv["dead"].to_numpy(bool)
@@ -327,12 +342,12 @@ class Resampling:
         )
         drawn = w > 0
         columns = [COVARIATES.index(name) for name in covariates]
-        x = self.covariates[:, columns]
         beta = np.full(len(COVARIATES), np.nan)
-        if not (self.dead & drawn).any() or (np.ptp(x[drawn], axis=0) == 0).any():
+        if not (self.dead & drawn).any() or constant_among(self.by_covariate, drawn)[columns].any():
             return beta
         model = self.models.get(covariates)
         if model is None:
+            x = self.covariates[:, columns]
             model = self.models[covariates] = FrequencyWeightedCox(self.time, self.dead, x)
         no_maximum = suppress(ConvergenceError, np.linalg.LinAlgError)
         with np.errstate(over="ignore", divide="ignore", invalid="ignore"), no_maximum:
@@ -345,6 +360,16 @@ class Resampling:
             return np.nan
         with_bm, without = self.areas
         return with_bm.area(weights[self.bm]) - without.area(weights[~self.bm])
+
+
+def constant_among(by_covariate: np.ndarray, patients: np.ndarray) -> np.ndarray:
+    """Which covariates (rows of `by_covariate`, one column per patient) take one value only
+    among the given patients. Compressing this layout is 5x faster than gathering the rows
+    of (patients, covariates), which took a fifth of a resample's time."""
+    chosen = np.compress(patients, by_covariate, axis=1)
+    if chosen.shape[1] == 0:
+        return np.ones(len(by_covariate), dtype=bool)
+    return np.ptp(chosen, axis=1) == 0
 
 
 def without_deathless_levels(

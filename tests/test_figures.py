@@ -15,7 +15,7 @@ from sinet_bm.endpoints import derive_endpoints
 from sinet_bm.results import estimates_frame
 from sinet_bm.sensitivity import SensitivitySettings, sensitivity_estimates
 from sinet_bm.simulate import SyntheticDesign, scaled, simulate_cohort
-from sinet_bm.survival import survival_estimates
+from sinet_bm.survival import model_record, survival_results
 
 
 @pytest.fixture(scope="module")
@@ -23,16 +23,18 @@ def study(config):
     tables = simulate_cohort(scaled(SyntheticDesign(), 300), seed=12)
     endpoints = derive_endpoints(tables, Definitions.from_config(config["definitions"]))
     settings = SensitivitySettings((6, 12, 24), 120.0, (12, 24, 60), 30.4375)
-    rows = cohort_estimates(endpoints, 0.9) + survival_estimates(endpoints, 0.9)
+    survival = survival_results(endpoints, 0.9)
+    rows = cohort_estimates(endpoints, 0.9) + survival.rows
     rows += sensitivity_estimates(endpoints, settings, 0.9)
-    return endpoints, estimates_frame(rows), cohort_flow(endpoints)
+    model = model_record(survival.adjusted)
+    return endpoints, estimates_frame(rows), cohort_flow(endpoints), model
 
 
 @pytest.fixture(scope="module")
 def drawn(study) -> dict:
     figures.figure_style()
-    endpoints, estimates, flow = study
-    makers = figures.figure_makers(endpoints, estimates, flow, 0.9, 30.4375)
+    endpoints, estimates, flow, model = study
+    makers = figures.figure_makers(endpoints, estimates, flow, model, 0.9, 30.4375)
     assert set(makers) == set(figures.FIGURES)
     out = {}
     for name, make in makers.items():

@@ -353,7 +353,7 @@ def build_crate(
         )
     main["hasPart"] = list(tools.values())
     main["step"] = list(how_to_steps.values())
-    for env in {step["conda_env"] for step in steps}:
+    for env in sorted({step["conda_env"] for step in steps}):
         files[quote(f"{WORKFLOW_DIR}/{env}")]["conformsTo"] = {"@id": CONDA_ENV_FORMAT}
     entity(CONDA_ENV_FORMAT, {"@type": "WebPageElement", "name": "Conda environment file"})
 

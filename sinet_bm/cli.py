@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -52,7 +51,6 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    began = time.monotonic()
     if args.command == "verify":
         lines, failed = audit.verify(args.dir, args.workflow, args.raw_dir)
     else:
@@ -60,7 +58,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.dir, args.raw_dir, args.cores, args.workflow, args.keep
         )
     print("\n".join(lines))
-    print(f"sinet-bm {args.command}: {time.monotonic() - began:.1f} s", file=sys.stderr)
     return 1 if failed else 0
 
 

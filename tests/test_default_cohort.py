@@ -1,14 +1,12 @@
 """The whole study on the built-in synthetic cohort, exactly as `make run` runs it."""
 
-import json
 import shutil
-import zipfile
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
-from conftest import copy_workflow, snakemake
+from conftest import copy_workflow, crate_without_times, snakemake, zip_entries
 
 from sinet_bm.figures import FIGURES
 
@@ -67,9 +65,6 @@ def test_synthetic_exports_stay_in_resources(default_run):
 # Files about the run rather than its results: when and where it ran, and how long it took.
 RUN_RECORDS = {"logs", "benchmarks"}
 ABOUT_TIME_AND_PLACE = {"provenance.json", "ro-crate-metadata.json", "audit.zip"}
-# What differs in the crates of two runs, by definition: the jobs' times, and the hash of
-# provenance.json, which records times and places.
-CRATE_TIMES = {"startTime", "endTime"}
 
 
 def result_files(out_dir: Path) -> dict[str, bytes]:
@@ -80,29 +75,6 @@ def result_files(out_dir: Path) -> dict[str, bytes]:
         and not RUN_RECORDS & set(path.relative_to(out_dir).parts)
         and path.name not in ABOUT_TIME_AND_PLACE
     }
-
-
-def crate_without_times(out_dir: Path) -> list[dict]:
-    graph = json.loads((out_dir / "audit" / "ro-crate-metadata.json").read_bytes())["@graph"]
-    for entity in graph:
-        for key in CRATE_TIMES & set(entity):
-            del entity[key]
-        if entity["@id"] == "#results/provenance.json":
-            del entity["sha256"]
-    return graph
-
-
-def zip_entries(out_dir: Path) -> list[tuple[str, tuple, bytes]]:
-    """Each entry of audit.zip: name, time and content (the metadata's without content)."""
-    with zipfile.ZipFile(out_dir / "audit.zip") as zipped:
-        return [
-            (
-                e.filename,
-                e.date_time,
-                b"" if e.filename.endswith("metadata.json") else zipped.read(e),
-            )
-            for e in zipped.infolist()
-        ]
 
 
 def test_a_run_elsewhere_on_the_same_exports_gives_byte_identical_results(default_run, tmp_path):
@@ -127,9 +99,12 @@ def test_a_run_elsewhere_on_the_same_exports_gives_byte_identical_results(defaul
     assert different == []
     # the audit crates: the same but for the times; their zips the same entries
     original = default_run / "results"
-    assert crate_without_times(original) == crate_without_times(out_dir)
-    assert zip_entries(original) == zip_entries(out_dir)
+    metadata = [d / "audit" / "ro-crate-metadata.json" for d in (original, out_dir)]
+    assert crate_without_times(metadata[0].read_bytes()) == crate_without_times(
+        metadata[1].read_bytes()
+    )
+    assert zip_entries(original / "audit.zip") == zip_entries(out_dir / "audit.zip")
     second["audit.zip"] = (out_dir / "audit.zip").read_bytes()
-    second["metadata"] = (out_dir / "audit" / "ro-crate-metadata.json").read_bytes()
+    second["metadata"] = metadata[1].read_bytes()
     for content in second.values():
         assert hostile.encode() not in content and str(tmp_path).encode() not in content

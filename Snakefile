@@ -23,6 +23,7 @@ localrules:
     all,
     collect_estimates,
     report,
+    audit_crate,
 
 
 rule all:

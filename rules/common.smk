@@ -2,6 +2,7 @@ import ast
 import math
 import os
 import re
+import shutil
 from functools import cache
 from pathlib import Path
 
@@ -16,9 +17,10 @@ validate(config, schema="../schemas/config.schema.yaml")
 PACKAGE = Path("sinet_bm")
 SYNTHETIC_DIR = Path("resources/synthetic")
 OUT = Path(config["out_dir"])
-# Not steps of the audit record: the target, the rules that write the record, and simulate,
-# which makes the exports (recorded by name and hash like anyone's exports).
-NOT_AUDITED = {"all", "report", "simulate"}
+# Not steps of the audit record: the target, the rules that write the record (the report
+# and the audit crate), and simulate, which makes the exports (recorded by name and hash
+# like anyone's exports).
+NOT_AUDITED = {"all", "report", "audit_crate", "simulate"}
 
 
 # ---------------------------------------------------------------------------------------
@@ -262,6 +264,8 @@ def final_outputs():
         out("provenance.json"),
         out("report/report.html"),
         out("report/report.pdf"),
+        out("audit"),
+        out("audit.zip"),
     ]
 
 
@@ -307,27 +311,50 @@ def step_inputs(step):
     return paths
 
 
-def rule_manifest():
-    """What each step reads, writes, is told and runs, for provenance.json."""
+def job_manifest(step, wildcards):
+    """What a job reads, writes, is told and runs."""
     return {
-        name: {
-            "inputs": job_paths(step_inputs(step), wildcards),
-            "outputs": job_paths(step.output, wildcards),
-            "logs": job_paths(step.log, wildcards),
-            "benchmark": (
-                job_paths([step.benchmark], wildcards)[0] if step.benchmark else None
-            ),
-            "params": {
-                name: getattr(step.params, name)
-                for name in step.params._names
-                if not callable(getattr(step.params, name))
-            },
-            "script": os.path.normpath(os.path.join("rules", step.script)),
-            "conda_env": os.path.normpath(os.path.join("rules", str(step.conda_env))),
-        }
+        "inputs": job_paths(step_inputs(step), wildcards),
+        "outputs": job_paths(step.output, wildcards),
+        "logs": job_paths(step.log, wildcards),
+        "benchmark": (
+            job_paths([step.benchmark], wildcards)[0] if step.benchmark else None
+        ),
+        "params": {
+            name: getattr(step.params, name)
+            for name in step.params._names
+            if not callable(getattr(step.params, name))
+        },
+        "script": os.path.normpath(os.path.join("rules", step.script)),
+        "conda_env": os.path.normpath(os.path.join("rules", str(step.conda_env))),
+    }
+
+
+def rule_manifest():
+    """Every audited job, for provenance.json."""
+    return {
+        name: job_manifest(step, wildcards)
         for step in audited_steps()
         for name, wildcards in step_jobs(step)
     }
+
+
+def report_manifest():
+    """The report's job, for the audit crate: provenance.json, which the report writes,
+    cannot hold it. Its params are left out: they are the config, which the crate records
+    once, and the folders, which it does not record."""
+    step = workflow.get_rule("report")
+    return {
+        name: job_manifest(step, wildcards) | {"params": {}}
+        for name, wildcards in step_jobs(step)
+    }
+
+
+def workflow_files():
+    """The workflow's own files, which the audit crate copies (sinet_bm.audit)."""
+    patterns = package_constant("audit", "WORKFLOW_FILES")
+    found = {str(path) for pattern in patterns for path in Path().glob(pattern)}
+    return sorted(path for path in found if Path(path).is_file())
 
 
 def start_message():
@@ -350,7 +377,10 @@ def remove_stale_results():
             continue
         for name, wildcards in step_jobs(step):
             for path in map(Path, job_paths(step.output, wildcards)):
-                if path.is_file():
+                if path.is_dir():  # the audit crate
+                    shutil.rmtree(path)
+                    removed.append(str(path))
+                elif path.is_file():
                     path.unlink()
                     removed.append(str(path))
     if removed:

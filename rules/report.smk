@@ -73,3 +73,42 @@ rule report:
         raw_dir=str(raw_dir()),
     script:
         "../scripts/report.py"
+
+
+# The reviewers' copy: a Workflow Run RO-Crate of this run (the workflow, every job's record,
+# the shareable results; no row-level data) and the same as one zip for sending.
+rule audit_crate:
+    input:
+        provenance=rules.report.output.provenance,
+        shareable=[
+            rules.report.output.html,
+            rules.report.output.pdf,
+            rules.collect_estimates.output.estimates,
+            rules.estimate_cohort.output.table1,
+            rules.estimate_cohort.output.flow,
+            rules.estimate_survival.output.ph_tests,
+            rules.collect_estimates.output.bias,
+            *rules.plot_figures.output,
+            rules.validate_exports.output.summary,
+        ],
+        workflow=workflow_files(),
+        code=package_code("audit_crate"),
+    output:
+        crate=directory(at_root("audit")),
+        zip=at_root("audit.zip"),
+    log:
+        log("audit_crate"),
+    benchmark:
+        bench("audit_crate")
+    conda:
+        "../envs/report.yaml"
+    threads: 1
+    resources:
+        mem_mb=memory(300),
+        runtime=minutes(),
+    params:
+        report_step=report_manifest(),
+        out_dir=str(OUT),
+        raw_dir=str(raw_dir()),
+    script:
+        "../scripts/audit_crate.py"

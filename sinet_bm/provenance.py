@@ -21,8 +21,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 PACKAGES = (
     "snakemake",
     "pandas",
@@ -115,6 +113,8 @@ def config_digest(config: Mapping[str, Any]) -> str:
 def timings(benchmark: str | None, outputs: list[str]) -> dict[str, Any]:
     """Wall time and peak memory (Snakemake's benchmark file), and when the step ended (its
     newest output, UTC)."""
+    import pandas as pd  # here: `sinet-bm verify` hashes files and should start fast
+
     times: dict[str, Any] = dict.fromkeys(TIMING_KEYS)
     if benchmark and Path(benchmark).is_file():
         row = pd.read_csv(benchmark, sep="\t").iloc[-1]
@@ -144,19 +144,21 @@ def build_provenance(
         "config_sha256": config_digest(analysis),
         "software": software_versions(),
         "place": {"out_dir": str(places.results), "raw_dir": str(places.exports)},
-        "steps": [
-            {
-                "rule": name,
-                "script": step["script"],
-                "script_git_blob": git_blob_hash(step["script"]),
-                "conda_env": step["conda_env"],
-                "params": {k: v for k, v in step["params"].items() if k not in PLACE_PARAMS},
-                "inputs": file_records(step["inputs"], places),
-                "outputs": file_records(step["outputs"], places),
-                **timings(step["benchmark"], step["outputs"]),
-            }
-            for name, step in steps.items()
-        ],
+        "steps": [step_record(name, step, places) for name, step in steps.items()],
+    }
+
+
+def step_record(name: str, step: Mapping[str, Any], places: Places) -> dict[str, Any]:
+    """One job as the record shows it: also used for the report, which writes the record."""
+    return {
+        "rule": name,
+        "script": step["script"],
+        "script_git_blob": git_blob_hash(step["script"]),
+        "conda_env": step["conda_env"],
+        "params": {k: v for k, v in step["params"].items() if k not in PLACE_PARAMS},
+        "inputs": file_records(step["inputs"], places),
+        "outputs": file_records(step["outputs"], places),
+        **timings(step["benchmark"], step["outputs"]),
     }
 
 

@@ -1434,7 +1434,9 @@ def _dates(days: np.ndarray) -> np.ndarray:
 
 
 def _patient_ids(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Pseudonyms SYN00001... in random order, so that the id says nothing about the patient."""
+    """Pseudonyms "SYN" and 1..n in five or more digits, in random order, so that the id says
+    nothing about the patient (and no id of a patient is written in this file, which the
+    audit crate ships)."""
     rank = rng.permutation(n)
     digits = (rank + 1).astype(str)
     ids = np.strings.add("SYN", np.strings.zfill(digits, max(5, len(str(n))))).astype(object)

@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import zipfile
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
@@ -113,6 +114,35 @@ def shared_folder(tmp_path_factory, name: str, build: Callable[[Path], None]) ->
             build(folder)
             (folder / ".finished").touch()
     return folder
+
+
+# What differs between the audit crates of two runs by definition: the jobs' times, and the
+# hash of provenance.json, which records times and places.
+CRATE_TIMES = {"startTime", "endTime"}
+
+
+def crate_without_times(metadata: bytes) -> list[dict]:
+    """The @graph of a crate's ro-crate-metadata.json without CRATE_TIMES."""
+    graph = json.loads(metadata)["@graph"]
+    for entity in graph:
+        for key in CRATE_TIMES & set(entity):
+            del entity[key]
+        if entity["@id"] == "#results/provenance.json":
+            del entity["sha256"]
+    return graph
+
+
+def zip_entries(archive: Path) -> list[tuple[str, tuple, bytes]]:
+    """Each entry of audit.zip: name, time and content (the metadata's without content)."""
+    with zipfile.ZipFile(archive) as zipped:
+        return [
+            (entry.filename, entry.date_time, b"" if timed(entry) else zipped.read(entry))
+            for entry in zipped.infolist()
+        ]
+
+
+def timed(entry: zipfile.ZipInfo) -> bool:
+    return entry.filename == "ro-crate-metadata.json"
 
 
 def copy_run(run: Path, target: Path) -> Path:

@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from conftest import copy_workflow, snakemake
+from conftest import copy_workflow, crate_without_times, snakemake, zip_entries
 
 from sinet_bm.figures import FIGURES
 
@@ -64,7 +64,7 @@ def test_synthetic_exports_stay_in_resources(default_run):
 
 # Files about the run rather than its results: when and where it ran, and how long it took.
 RUN_RECORDS = {"logs", "benchmarks"}
-ABOUT_TIME_AND_PLACE = {"provenance.json"}
+ABOUT_TIME_AND_PLACE = {"provenance.json", "ro-crate-metadata.json", "audit.zip"}
 
 
 def result_files(out_dir: Path) -> dict[str, bytes]:
@@ -97,5 +97,14 @@ def test_a_run_elsewhere_on_the_same_exports_gives_byte_identical_results(defaul
     assert {f"figures/{name}.svg" for name in FIGURES} <= set(first)
     different = [name for name in first if first[name] != second[name]]
     assert different == []
+    # the audit crates: the same but for the times; their zips the same entries
+    original = default_run / "results"
+    metadata = [d / "audit" / "ro-crate-metadata.json" for d in (original, out_dir)]
+    assert crate_without_times(metadata[0].read_bytes()) == crate_without_times(
+        metadata[1].read_bytes()
+    )
+    assert zip_entries(original / "audit.zip") == zip_entries(out_dir / "audit.zip")
+    second["audit.zip"] = (out_dir / "audit.zip").read_bytes()
+    second["metadata"] = metadata[1].read_bytes()
     for content in second.values():
-        assert hostile.encode() not in content and b"raw exports" not in content
+        assert hostile.encode() not in content and str(tmp_path).encode() not in content

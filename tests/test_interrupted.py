@@ -12,7 +12,14 @@ import time
 
 import numpy as np
 import pytest
-from conftest import SNAKEMAKE, SOURCE_DATE_EPOCH, copy_workflow, snakemake
+from conftest import (
+    SNAKEMAKE,
+    SOURCE_DATE_EPOCH,
+    copy_workflow,
+    crate_without_times,
+    snakemake,
+    zip_entries,
+)
 
 from sinet_bm.provenance import without_timings
 
@@ -32,7 +39,8 @@ OTHER_TESTS = {"snakemake_report.html"}  # written into the session run's out_di
 
 
 def results(out_dir) -> dict[str, str]:
-    """SHA-256 of every result file; provenance.json without its wall times."""
+    """SHA-256 of every result file; provenance.json and the audit crate without their
+    times."""
     digests = {}
     for path in sorted(out_dir.rglob("*")):
         relative = path.relative_to(out_dir)
@@ -41,6 +49,10 @@ def results(out_dir) -> dict[str, str]:
         content = path.read_bytes()
         if path.name == "provenance.json":
             content = json.dumps(without_timings(json.loads(content)), sort_keys=True).encode()
+        elif path.name == "ro-crate-metadata.json":
+            content = json.dumps(crate_without_times(content)).encode()
+        elif path.name == "audit.zip":
+            content = repr(zip_entries(path)).encode()
         digests[str(relative)] = hashlib.sha256(content).hexdigest()
     return digests
 

@@ -99,6 +99,8 @@ def test_invalid_export_stops_before_analysis_and_removes_stale_results(small_ru
         "provenance.json",
         "endpoints/patients.parquet",
         "validated/patients.parquet",
+        "audit",
+        "audit.zip",
     ]:
         assert not (out / stale).exists(), stale
     assert digest(broken) == before

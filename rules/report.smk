@@ -69,7 +69,8 @@ rule report:
         config=config,
         history=out("refresh/history"),
         min_cell_count=config["privacy"]["min_cell_count"],
-        out_dir=str(OUT),
+        # The results folder, the one the record is written in (not a typed path).
+        out_dir=lambda wildcards, output: os.path.dirname(output.provenance),
         raw_dir=str(raw_dir()),
     script:
         "../scripts/report.py"
@@ -108,7 +109,7 @@ rule audit_crate:
         runtime=minutes(),
     params:
         report_step=report_manifest(),
-        out_dir=str(OUT),
+        out_dir=lambda wildcards, output: os.path.dirname(output.zip),
         raw_dir=str(raw_dir()),
     script:
         "../scripts/audit_crate.py"

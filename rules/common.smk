@@ -6,7 +6,7 @@ import shutil
 from functools import cache
 from pathlib import Path
 
-from snakemake.io import apply_wildcards
+from snakemake.io import Wildcards, apply_wildcards
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
@@ -123,14 +123,79 @@ def check_out_dir(out_dir, raw_dir):
             )
 
 
-check_out_dir(OUT, Path(config["raw_dir"]) if config["raw_dir"] else None)
+# ---------------------------------------------------------------------------------------
+# one centre, several centres, or a coordinator pooling centres' bundles
 
-# Each analysed cohort has a folder of results, its root: here the one cohort, in out_dir.
-ROOTS = [str(OUT)]
+CENTRES = config["centres"]
+BUNDLES = config["bundles"]
+CENTRE_DIR = OUT / "centres"
+DIALECT_KEYS = ("raw_format", "columns", "values", "ignore_columns")
+
+
+def check_exports(out_dir):
+    """Every export folder exists and lies apart from out_dir; the config's modes exclude
+    each other. Said before any job runs, naming the centre and the key."""
+    if CENTRES and config["raw_dir"]:
+        raise ValueError(
+            "raw_dir and centres are both set: with several centres each centre's folder is "
+            "centres.<centre>.raw_dir; leave raw_dir empty"
+        )
+    if BUNDLES and (CENTRES or config["raw_dir"]):
+        raise ValueError(
+            "bundles is a coordinator's run over the centres' bundle.json files: leave "
+            "raw_dir and centres empty"
+        )
+    for name, settings in CENTRES.items():
+        folder = Path(settings["raw_dir"])
+        if not folder.is_dir():
+            raise ValueError(f"centres.{name}.raw_dir: {folder} is not a folder")
+        check_out_dir(out_dir, folder)
+    for path in BUNDLES:
+        if not Path(path).is_file():
+            raise ValueError(f"bundles: {path} is not a file")
+    if not CENTRES and not BUNDLES:
+        check_out_dir(out_dir, Path(config["raw_dir"]) if config["raw_dir"] else None)
+
+
+def duplicate_centres(paths):
+    """A centre named twice in one config file: YAML would keep the last silently."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    found = []
+
+    def mapping(loader, node, deep=False):
+        keys = [loader.construct_object(key) for key, _ in node.value]
+        found.extend(sorted({key for key in keys if keys.count(key) > 1}))
+        return yaml.SafeLoader.construct_mapping(loader, node, deep)
+
+    Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    for path in paths:
+        document = yaml.load(Path(path).read_text(), Loader=Loader) or {}
+        found = [key for key in found if key in (document.get("centres") or {})]
+        if found:
+            raise ValueError(f"{path}: centre {found[0]!r} is listed twice under centres")
+
+
+duplicate_centres(workflow.configfiles)
+check_exports(OUT)
+
+# Each analysed cohort has a folder of results, its root: the one centre in out_dir; with
+# several centres, each centre in centres/<centre>/ and all of them together in out_dir.
+# Data roots are those analysed from their own exports.
+DATA_ROOTS = [str(CENTRE_DIR / name) for name in CENTRES] or ([] if BUNDLES else [str(OUT)])
+ROOTS = ([str(OUT)] if CENTRES else []) + DATA_ROOTS
+
+
+def alternatives(roots):
+    """A wildcard regex matching exactly these roots (none: matching nothing)."""
+    return "|".join(re.escape(root) for root in roots) or "(?!)"
 
 
 wildcard_constraints:
-    root="|".join(re.escape(root) for root in ROOTS),
+    root=alternatives(ROOTS),
     shard=r"\d+",
 
 
@@ -152,21 +217,42 @@ def bench(name):
     return at_root(f"benchmarks/{name}.tsv")
 
 
-def raw_dir():
-    return Path(config["raw_dir"]) if config["raw_dir"] else SYNTHETIC_DIR
+def centre_of(root):
+    """The centre a root belongs to ('' for the single centre of out_dir)."""
+    path = Path(root)
+    return path.name if path.parent == CENTRE_DIR else ""
+
+
+def export_settings(root):
+    """Folder and dialect of a data root's exports: a centre's own keys, else the config's."""
+    centre = CENTRES.get(centre_of(root), {})
+    folder = centre.get("raw_dir") or config["raw_dir"]
+    settings = {key: centre.get(key, config[key]) for key in DIALECT_KEYS}
+    return {"raw_dir": str(Path(folder)) if folder else str(SYNTHETIC_DIR)} | settings
+
+
+def export_setting(key):
+    return lambda wildcards: export_settings(wildcards.root)[key]
 
 
 def raw_exports(wildcards):
     """The export files validation reads; missing ones are reported by validation itself."""
-    if not config["raw_dir"]:
+    folder = Path(export_settings(wildcards.root)["raw_dir"])
+    if folder == SYNTHETIC_DIR:
         return {f"{table}_csv": str(SYNTHETIC_DIR / f"{table}.csv") for table in TABLES}
     found = {}
     for table in TABLES:
         for extension in ("csv", "xlsx"):
-            path = raw_dir() / f"{table}.{extension}"
+            path = folder / f"{table}.{extension}"
             if path.is_file():
                 found[f"{table}_{extension}"] = str(path)
     return found
+
+
+def all_export_files():
+    return [
+        path for root in DATA_ROOTS for path in raw_exports(Wildcards(root=root)).values()
+    ]
 
 
 def shards(rule_name):
@@ -215,9 +301,9 @@ def figure_outputs():
 
 
 def export_mb():
-    """Size of the raw exports, the one measure that memory and time scale with. Files not
-    written yet (the synthetic cohort before simulate) count as small."""
-    paths = map(Path, raw_exports(None).values())
+    """Size of the raw exports (of all centres), the one measure that memory and time scale
+    with. Files not written yet (the synthetic cohort before simulate) count as small."""
+    paths = map(Path, all_export_files())
     return sum(path.stat().st_size for path in paths if path.is_file()) / 1e6
 
 

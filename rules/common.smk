@@ -1,4 +1,5 @@
 import ast
+import inspect
 import math
 import os
 import re
@@ -6,7 +7,8 @@ import shutil
 from functools import cache
 from pathlib import Path
 
-from snakemake.io import Wildcards, apply_wildcards
+from snakemake.io import apply_wildcards
+from snakemake.iocontainers import Wildcards
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
@@ -231,6 +233,21 @@ def export_settings(root):
     return {"raw_dir": str(Path(folder)) if folder else str(SYNTHETIC_DIR)} | settings
 
 
+def export_folders():
+    """The folders a run reads from, by the name provenance gives them."""
+    if BUNDLES:
+        return {
+            f"bundles/{number}": str(Path(path).parent)
+            for number, path in enumerate(BUNDLES, start=1)
+        }
+    return {
+        f"exports/{centre_of(root)}" if centre_of(root) else "exports": export_settings(
+            root
+        )["raw_dir"]
+        for root in DATA_ROOTS
+    }
+
+
 def export_setting(key):
     return lambda wildcards: export_settings(wildcards.root)[key]
 
@@ -251,7 +268,7 @@ def raw_exports(wildcards):
 
 def all_export_files():
     return [
-        path for root in DATA_ROOTS for path in raw_exports(Wildcards(root=root)).values()
+        path for root in DATA_ROOTS for path in raw_exports(Wildcards(fromdict={"root": root})).values()
     ]
 
 
@@ -341,7 +358,15 @@ def bias_check_minutes(wildcards):
 
 
 def final_outputs():
-    return [
+    if BUNDLES:
+        return [
+            out("estimates.csv"),
+            out("tables/centres.csv"),
+            out("provenance.json"),
+            out("report/report.html"),
+            out("report/report.pdf"),
+        ]
+    study = [
         out("estimates.csv"),
         out("tables/table1.csv"),
         out("tables/flow.csv"),
@@ -353,6 +378,17 @@ def final_outputs():
         out("audit"),
         out("audit.zip"),
     ]
+    return study + expand("{root}/share/bundle.json", root=DATA_ROOTS)
+
+
+# Which cohorts each step runs on, for rules with a {root}: those that read exports run on
+# the data roots, the figures and the report only on out_dir, the rest on every root.
+STEP_ROOTS = {
+    "validate_exports": DATA_ROOTS,
+    "derive_endpoints": DATA_ROOTS,
+    "share_bundle": DATA_ROOTS,
+    "plot_figures": [str(OUT)],
+}
 
 
 def audited_steps():
@@ -362,14 +398,26 @@ def audited_steps():
 
 def step_jobs(step):
     """(name, wildcards) of each job of a step: one per cohort root, and per shard."""
-    roots = [{}] if "root" not in step.wildcard_names else [{"root": r} for r in ROOTS]
+    if "root" in step.wildcard_names:
+        roots = STEP_ROOTS.get(step.name, ROOTS)
+        roots = [{"root": root} for root in roots]
+    else:
+        roots = [{}]
+    named = [
+        (step.name if len(roots) < 2 else f"{step.name} ({root_name(r['root'])})", r)
+        for r in roots
+    ]
     if step.name not in SHARDS:
-        return [(step.name, root) for root in roots]
+        return named
     return [
-        (f"{step.name} (shard {k})", root | {"shard": k})
-        for root in roots
+        (f"{name} (shard {k})", wildcards | {"shard": k})
+        for name, wildcards in named
         for k in shards(step.name)
     ]
+
+
+def root_name(root):
+    return centre_of(root) or "all centres"
 
 
 def job_paths(paths, wildcards):
@@ -385,32 +433,42 @@ def analysis_outputs():
     ]
 
 
-def step_inputs(step):
-    """Input paths, with input functions (the raw exports) called as Snakemake would."""
+def step_inputs(step, wildcards):
+    """Input paths, with input functions called as Snakemake would."""
     paths = []
     for item in step.input:
         if item.is_callable():
             function = getattr(item._file, "callable", None) or item._file
-            paths += list(function(None).values())
+            found = function(Wildcards(fromdict=wildcards))
+            paths += list(found.values()) if isinstance(found, dict) else list(found)
         else:
             paths.append(str(item))
     return paths
 
 
+def step_params(step, wildcards):
+    """The job's params; those computed from the wildcards (a centre's dialect) are
+    evaluated, those computed from the outputs are folders, which the record leaves out."""
+    values = {}
+    for name in step.params._names:
+        value = getattr(step.params, name)
+        if not callable(value):
+            values[name] = value
+        elif len(inspect.signature(value).parameters) == 1:
+            values[name] = value(Wildcards(fromdict=wildcards))
+    return values
+
+
 def job_manifest(step, wildcards):
     """What a job reads, writes, is told and runs."""
     return {
-        "inputs": job_paths(step_inputs(step), wildcards),
+        "inputs": job_paths(step_inputs(step, wildcards), wildcards),
         "outputs": job_paths(step.output, wildcards),
         "logs": job_paths(step.log, wildcards),
         "benchmark": (
             job_paths([step.benchmark], wildcards)[0] if step.benchmark else None
         ),
-        "params": {
-            name: getattr(step.params, name)
-            for name in step.params._names
-            if not callable(getattr(step.params, name))
-        },
+        "params": step_params(step, wildcards),
         "script": os.path.normpath(os.path.join("rules", step.script)),
         "conda_env": os.path.normpath(os.path.join("rules", str(step.conda_env))),
     }
@@ -444,7 +502,12 @@ def workflow_files():
 
 
 def start_message():
-    source = config["raw_dir"] or f"the built-in SYNTHETIC cohort ({SYNTHETIC_DIR})"
+    if CENTRES:
+        source = f"{len(CENTRES)} centres ({', '.join(CENTRES)})"
+    elif BUNDLES:
+        source = f"the bundles of {len(BUNDLES)} centres"
+    else:
+        source = config["raw_dir"] or f"the built-in SYNTHETIC cohort ({SYNTHETIC_DIR})"
     return f"siNET-BM: analysing {source}; results in {OUT}/"
 
 

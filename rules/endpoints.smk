@@ -1,4 +1,6 @@
 rule derive_endpoints:
+    wildcard_constraints:
+        root=alternatives(DATA_ROOTS),
     input:
         **{table: rules.validate_exports.output[table] for table in TABLES},
         code=package_code("derive_endpoints"),

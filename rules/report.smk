@@ -71,7 +71,7 @@ rule report:
         min_cell_count=config["privacy"]["min_cell_count"],
         # The results folder, the one the record is written in (not a typed path).
         out_dir=lambda wildcards, output: os.path.dirname(output.provenance),
-        raw_dir=str(raw_dir()),
+        exports=export_folders(),
     script:
         "../scripts/report.py"
 
@@ -110,6 +110,6 @@ rule audit_crate:
     params:
         report_step=report_manifest(),
         out_dir=lambda wildcards, output: os.path.dirname(output.zip),
-        raw_dir=str(raw_dir()),
+        exports=export_folders(),
     script:
         "../scripts/audit_crate.py"

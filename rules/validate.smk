@@ -1,4 +1,6 @@
 rule validate_exports:
+    wildcard_constraints:
+        root=alternatives(DATA_ROOTS),
     input:
         unpack(raw_exports),
         code=package_code("validate_exports"),
@@ -22,11 +24,12 @@ rule validate_exports:
         mem_mb=memory(300, 5.5),
         runtime=minutes(),
     params:
-        raw_dir=str(raw_dir()),
-        raw_format=config["raw_format"],
-        columns=config["columns"],
-        values=config["values"],
-        ignore_columns=config["ignore_columns"],
+        centre=lambda wildcards: centre_of(wildcards.root),
+        raw_dir=export_setting("raw_dir"),
+        raw_format=export_setting("raw_format"),
+        columns=export_setting("columns"),
+        values=export_setting("values"),
+        ignore_columns=export_setting("ignore_columns"),
         definitions=config["definitions"],
         strict=config["strict"],
     script:

@@ -11,7 +11,7 @@ from sinet_bm.provenance import Places, step_record
 sys.stderr = open(snakemake.log[0], "w")
 
 inputs, outputs, params = snakemake.input, snakemake.output, snakemake.params
-places = Places.of(params.out_dir, params.raw_dir)
+places = Places.of(params.out_dir, params.exports)
 provenance = json.loads(Path(inputs.provenance).read_text())
 # provenance.json cannot record the job that writes it: the report's record is added here.
 report = [step_record(name, step, places) for name, step in params.report_step.items()]

@@ -16,7 +16,7 @@ from sinet_bm.results import read_estimates
 sys.stderr = open(snakemake.log[0], "w")
 
 inputs, outputs, params = snakemake.input, snakemake.output, snakemake.params
-places = Places.of(params.out_dir, params.raw_dir)
+places = Places.of(params.out_dir, params.exports)
 write_provenance(build_provenance(params.steps, params.config, places), outputs.provenance)
 current = snapshot(
     json.loads(Path(inputs.validation).read_text()),

@@ -364,7 +364,7 @@ def build_crate(
         file_of(record)
         for step in steps
         for record in step["inputs"]
-        if record["folder"] == "exports"
+        if record["folder"].startswith("exports")
     ]
     config = entity(
         "#workflow-config",
@@ -481,11 +481,10 @@ def provenance_listing(folder: Path, workflow: Path, raw_dir: Path | None) -> li
     crate: results by their path, the workflow's below workflow/, the exports' below
     exports/."""
     provenance = json.loads((folder / "provenance.json").read_text(encoding="utf-8"))
-    roots = {
-        "results": folder,
-        "workflow": workflow,
-        "exports": raw_dir or Path(provenance["place"]["raw_dir"]),
-    }
+    exports = {name: Path(place) for name, place in provenance["place"]["exports"].items()}
+    roots = {"results": folder, "workflow": workflow, **exports}
+    if raw_dir:
+        roots["exports"] = raw_dir
     listed = {}
     for step in provenance["steps"]:
         for record in [*step["inputs"], *step["outputs"]]:

@@ -43,21 +43,25 @@ PLACE_PARAMS = ("raw_dir", "history")
 
 @dataclass(frozen=True)
 class Places:
-    """The folders of a run: its results (out_dir), its exports (raw_dir), the workflow."""
+    """The folders of a run: its results (out_dir), its exports (raw_dir, or each centre's,
+    or the folders of the bundles pooled), the workflow. `exports` maps the name a file's
+    folder is given in the record ("exports", "exports/<centre>", ...) to the folder."""
 
     results: Path
-    exports: Path
+    exports: Mapping[str, Path]
     workflow: Path
 
     @classmethod
-    def of(cls, out_dir: str | Path, raw_dir: str | Path) -> Places:
-        return cls(Path(out_dir).resolve(), Path(raw_dir).resolve(), Path.cwd().resolve())
+    def of(cls, out_dir: str | Path, exports: Mapping[str, str | Path]) -> Places:
+        folders = {name: Path(folder).resolve() for name, folder in exports.items()}
+        return cls(Path(out_dir).resolve(), folders, Path.cwd().resolve())
 
     def locate(self, path: str | Path) -> tuple[str, str]:
         """(folder, path within it) of a file, the results folder first."""
         absolute = Path(path).resolve()
-        for folder in ("results", "exports", "workflow"):
-            if absolute.is_relative_to(root := getattr(self, folder)):
+        folders = {"results": self.results, **self.exports, "workflow": self.workflow}
+        for folder, root in folders.items():
+            if absolute.is_relative_to(root):
                 return folder, absolute.relative_to(root).as_posix()
         return "elsewhere", absolute.as_posix()
 
@@ -143,7 +147,10 @@ def build_provenance(
         "config": analysis,
         "config_sha256": config_digest(analysis),
         "software": software_versions(),
-        "place": {"out_dir": str(places.results), "raw_dir": str(places.exports)},
+        "place": {
+            "out_dir": str(places.results),
+            "exports": {name: str(folder) for name, folder in places.exports.items()},
+        },
         "steps": [step_record(name, step, places) for name, step in steps.items()],
     }
 

@@ -79,7 +79,7 @@ def tiny(tmp_path) -> dict[str, Path]:
         "pipeline": {"commit": "0" * 40, "modified": False},
         "config": {"analysis": {"confidence_level": 0.95}},
         "software": {"python": "3.11.7", "snakemake": "9.27.1", "pandas": "2.3.3"},
-        "place": {"out_dir": str(out), "raw_dir": str(raw)},
+        "place": {"out_dir": str(out), "exports": {"exports": str(raw)}},
         "steps": steps,
     }
     (out / "provenance.json").write_text(json.dumps(provenance))

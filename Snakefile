@@ -15,6 +15,7 @@ include: "rules/endpoints.smk"
 include: "rules/replicates.smk"
 include: "rules/estimate.smk"
 include: "rules/report.smk"
+include: "rules/consortium.smk"
 
 
 # Steps too small to be worth a cluster job (a second or two at 10^6 patients): on SLURM
@@ -24,6 +25,9 @@ localrules:
     collect_estimates,
     report,
     audit_crate,
+    pool_centres,
+    collect_pooled,
+    report_pooled,
 
 
 rule all:

@@ -85,6 +85,7 @@ def package_code(script):
 
 TABLES = package_constant("contract", "TABLES")
 FIGURES = package_constant("figures", "FIGURES")
+POOLED_FIGURES = package_constant("figures", "POOLED_FIGURES")
 # Replicate work split into jobs by the {shard} wildcard: rule -> number of shards.
 SHARDS = {
     "bootstrap_shard": config["bootstrap"]["shards"],
@@ -189,6 +190,11 @@ check_exports(OUT)
 # Data roots are those analysed from their own exports.
 DATA_ROOTS = [str(CENTRE_DIR / name) for name in CENTRES] or ([] if BUNDLES else [str(OUT)])
 ROOTS = ([str(OUT)] if CENTRES else []) + DATA_ROOTS
+# out_dir's role: the union of the centres' rows; their pooled rows (from bundles, this
+# run's or the centres'); a coordinator's run, which has the pooled rows only.
+UNION_ROOTS = [str(OUT)] if CENTRES else []
+POOLED_ROOTS = [str(OUT)] if CENTRES or BUNDLES else []
+COORDINATOR_ROOTS = [str(OUT)] if BUNDLES else []
 
 
 def alternatives(roots):
@@ -246,6 +252,17 @@ def export_folders():
         )["raw_dir"]
         for root in DATA_ROOTS
     }
+
+
+def centre_files(path):
+    """A file of every centre's results."""
+    return [str(CENTRE_DIR / name / path) for name in CENTRES]
+
+
+def centre_bundles():
+    """The bundles the pooled rows are computed from: the centres' of this run, or those
+    sent to the coordinator."""
+    return list(BUNDLES) or centre_files("share/bundle.json")
 
 
 def export_setting(key):
@@ -308,6 +325,43 @@ def figure_outputs():
         )
         for name, category in FIGURES.items()
     }
+
+
+def pooled_figure_outputs():
+    return {
+        name: report(
+            at_root(f"figures/{name}.svg"),
+            caption="../report/pooled.rst",
+            category="Several centres",
+        )
+        for name in POOLED_FIGURES
+    }
+
+
+def consortium_inputs():
+    """What the report shows of several centres (nothing for one centre)."""
+    if not POOLED_ROOTS:
+        return {}
+    return {
+        "pooled": out("estimates/pooled.csv"),
+        "pooled_inputs": out("tables/pooled_inputs.csv"),
+        "centres": out("tables/centres.csv"),
+        "left_out": out("tables/pooled_left_out.csv"),
+        "pooled_figures": [out(f"figures/{name}.svg") for name in POOLED_FIGURES],
+    }
+
+
+def estimate_parts(wildcards):
+    """The parts of a cohort's estimates.csv; the union's has the pooled rows too."""
+    parts = [
+        f"{wildcards.root}/estimates/{part}.csv"
+        for part in ("cohort", "survival", "sensitivity")
+    ]
+    return parts + (
+        [f"{wildcards.root}/estimates/pooled.csv"]
+        if wildcards.root in UNION_ROOTS
+        else []
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -381,13 +435,21 @@ def final_outputs():
     return study + expand("{root}/share/bundle.json", root=DATA_ROOTS)
 
 
-# Which cohorts each step runs on, for rules with a {root}: those that read exports run on
-# the data roots, the figures and the report only on out_dir, the rest on every root.
+# Which cohorts each step runs on: those that read exports on the data roots, the union
+# and pooling steps on out_dir, the figures and the report on out_dir, the rest (the study's
+# own steps) on every root with a study.
 STEP_ROOTS = {
     "validate_exports": DATA_ROOTS,
     "derive_endpoints": DATA_ROOTS,
     "share_bundle": DATA_ROOTS,
-    "plot_figures": [str(OUT)],
+    "combine_centres": UNION_ROOTS,
+    "pool_centres": POOLED_ROOTS,
+    "plot_pooled": POOLED_ROOTS,
+    "collect_pooled": COORDINATOR_ROOTS,
+    "report_pooled": COORDINATOR_ROOTS,
+    "plot_figures": ROOTS[:1],
+    "report": ROOTS[:1],
+    "audit_crate": ROOTS[:1],
 }
 
 
@@ -397,12 +459,13 @@ def audited_steps():
 
 
 def step_jobs(step):
-    """(name, wildcards) of each job of a step: one per cohort root, and per shard."""
+    """(name, wildcards) of each job of a step: one per cohort root, and per shard. A step
+    without a root (the bias check) runs once where there is a study."""
+    roots = STEP_ROOTS.get(step.name, ROOTS)
     if "root" in step.wildcard_names:
-        roots = STEP_ROOTS.get(step.name, ROOTS)
         roots = [{"root": root} for root in roots]
     else:
-        roots = [{}]
+        roots = [{}] if roots else []
     named = [
         (step.name if len(roots) < 2 else f"{step.name} ({root_name(r['root'])})", r)
         for r in roots
@@ -437,8 +500,8 @@ def step_inputs(step, wildcards):
     """Input paths, with input functions called as Snakemake would."""
     paths = []
     for item in step.input:
-        if item.is_callable():
-            function = getattr(item._file, "callable", None) or item._file
+        if callable(item) or item.is_callable():
+            function = item if callable(item) else getattr(item._file, "callable", None) or item._file
             found = function(Wildcards(fromdict=wildcards))
             paths += list(found.values()) if isinstance(found, dict) else list(found)
         else:
@@ -515,6 +578,8 @@ def file_refresh_snapshot():
     """After a successful run: file this export's snapshot for the next run's changelog."""
     from sinet_bm.refresh import file_snapshot
 
+    if BUNDLES:  # a coordinator has no export to compare with the next
+        return
     file_snapshot(out("refresh/snapshot.json"), out("refresh/history"))
 
 

@@ -42,6 +42,8 @@ rule estimate_survival:
         runtime=minutes(),
     params:
         confidence_level=config["analysis"]["confidence_level"],
+        # The union of several centres' rows: also the Cox models stratified by centre.
+        stratified=lambda wildcards: wildcards.root in UNION_ROOTS,
     script:
         "../scripts/estimate_survival.py"
 
@@ -74,11 +76,7 @@ rule estimate_sensitivity:
 # percentile CIs, the bias check's table).
 rule collect_estimates:
     input:
-        parts=[
-            rules.estimate_cohort.output.estimates,
-            rules.estimate_survival.output.estimates,
-            rules.estimate_sensitivity.output.estimates,
-        ],
+        parts=estimate_parts,
         bootstrap=expand(
             rules.bootstrap_shard.output.draws,
             shard=shards("bootstrap_shard"),

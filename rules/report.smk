@@ -39,6 +39,7 @@ rule report:
         endpoints=rules.derive_endpoints.output.endpoints,
         audited=analysis_outputs(),
         published="resources/published.csv",
+        **consortium_inputs(),
         code=package_code("report"),
     output:
         html=report(

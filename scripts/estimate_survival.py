@@ -11,8 +11,9 @@ from sinet_bm.survival import COLUMNS, model_record, survival_results
 
 sys.stderr = open(snakemake.log[0], "w")
 
-endpoints = read_endpoints(snakemake.input.endpoints, COLUMNS)
-results = survival_results(endpoints, snakemake.params.confidence_level)
+stratified = snakemake.params.stratified
+endpoints = read_endpoints(snakemake.input.endpoints, [*COLUMNS, *(["centre"] * stratified)])
+results = survival_results(endpoints, snakemake.params.confidence_level, stratified)
 write_estimates(estimates_frame(results.rows), snakemake.output.estimates)
 results.ph_tests.to_csv(snakemake.output.ph_tests, index=False, lineterminator="\n")
 Path(snakemake.output.model).write_text(json.dumps(model_record(results.adjusted), indent=1))

@@ -10,7 +10,7 @@ import pandas as pd
 
 from sinet_bm.provenance import Places, build_provenance, write_provenance
 from sinet_bm.refresh import COLUMNS, changelog, previous_snapshot, snapshot, write_json
-from sinet_bm.report import render_pdf, render_report, run_date
+from sinet_bm.report import CONSORTIUM_INPUTS, render_pdf, render_report, run_date
 from sinet_bm.results import read_estimates
 
 sys.stderr = open(snakemake.log[0], "w")
@@ -41,6 +41,9 @@ html = render_report(
     config=params.config,
     min_cell_count=params.min_cell_count,
     run_date=run_date(os.environ.get("SOURCE_DATE_EPOCH")),
+    consortium=(
+        {name: inputs[name] for name in CONSORTIUM_INPUTS} if "pooled" in inputs.keys() else None
+    ),
 )
 Path(outputs.html).write_text(html, encoding="utf-8")
 render_pdf(Path(outputs.html), Path(outputs.pdf))

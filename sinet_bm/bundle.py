@@ -45,6 +45,14 @@ TABLES = {
     "test_functioning_bm": "functioning tumours by BM (stage IV)",
     "test_sre_antiresorptive": "SREs by antiresorptive therapy (BM patients)",
 }
+# Section 1's canonical dialect (ingest.ExportFormat's defaults; ingest is not imported
+# here, pandera would cost the step a second).
+CANONICAL_FORMAT = {
+    "delimiter": ",",
+    "decimal": ".",
+    "encoding": "utf-8",
+    "date_format": "%Y-%m-%d",
+}
 GROUPS = {"bm": "stage IV with BM", "no_bm": "stage IV without BM"}
 
 
@@ -66,6 +74,7 @@ def counts(endpoints: pd.DataFrame) -> dict[str, int]:
         "n_bm": len(bm),
         "n_sstr_only": int(bm["sstr_only"].sum()),
         "n_sre": int(bm["sre"].sum()),
+        "n_deaths": int(pop["all"]["dead"].sum()),
     }
 
 
@@ -100,6 +109,7 @@ def build_bundle(
     summary: Mapping[str, Any],
     *,
     centre: str,
+    source: str,
     definitions: Mapping[str, Any],
     level: float,
     life_table_months: float,
@@ -121,12 +131,14 @@ def build_bundle(
         "format": FORMAT,
         "version": VERSION,
         "centre": centre,
+        "source": source,
         "pipeline": dict(pipeline),
         "definitions": dict(definitions),
         "confidence_level": level,
         "exports": {table: record["sha256"] for table, record in summary["files"].items()},
         "synthetic": bool(summary["synthetic"]),
         "counts": n,
+        "median_followup_months": float(by_id.loc["median_followup_months", "value"]),
         "hazard_ratios": {name: hazard_ratio(by_id, name) for name in HAZARD_RATIOS},
         "proportions": {name: {"x": n[x], "m": n[m]} for name, (x, m, _) in PROPORTIONS.items()},
         "logrank": {
@@ -153,6 +165,26 @@ def build_bundle(
         },
         "withheld": [],
     }
+
+
+def export_source(
+    files: Sequence[str],
+    raw_format: Mapping[str, Any],
+    columns: Mapping[str, Mapping[str, str]],
+    values: Mapping[str, Mapping[str, Any]],
+) -> str:
+    """The export's files and dialect in words, from the centre's declaration (never from
+    the export's content): the coordinator's table of centres shows it."""
+    parts = [
+        f"{key} {raw_format[key]!r}"
+        for key, canonical in CANONICAL_FORMAT.items()
+        if raw_format.get(key) not in (None, canonical)
+    ]
+    if renamed := sum(len(names) for names in columns.values()):
+        parts.append(f"{renamed} columns renamed")
+    if mapped := sum(len(names) for names in values.values()):
+        parts.append(f"values mapped in {mapped} columns")
+    return ", ".join(sorted(files)) + (f" ({'; '.join(parts)})" if parts else " (canonical)")
 
 
 # ---------------------------------------------------------------------------------------
@@ -244,6 +276,49 @@ def withhold(bundle: Mapping[str, Any], k: int) -> dict[str, Any]:
             out["life_tables"][name] = merged | {"disclosure": note}
     out["withheld"] = withheld
     return out
+
+
+# ---------------------------------------------------------------------------------------
+# the data-protection officer's page
+
+LABELS = {
+    "counts": {
+        "n_eligible": "eligible patients (diagnosed in the study period, adults)",
+        "n_stage_iv": "eligible patients with stage IV at diagnosis",
+        "n_bm": "stage IV patients with bone metastases (BM)",
+        "n_sstr_only": "BM patients whose BM were seen on SSTR imaging only at first",
+        "n_sre": "BM patients with a skeletal-related event",
+        "n_deaths": "deaths among the eligible patients",
+    },
+    "hazard_ratios": {
+        "hr_os_bm_crude": "crude (BM only)",
+        "hr_os_bm_adjusted": "adjusted for age, sex and grade",
+        "hr_os_bm_timedep": "BM as a time-dependent covariate",
+    },
+    "proportions": {name: label for name, (_, _, label) in PROPORTIONS.items()},
+    "tables": TABLES,
+    "rows": {
+        "test_functioning_bm": ("with BM", "without BM"),
+        "test_sre_antiresorptive": ("antiresorptive therapy", "none"),
+    },
+    "columns": {
+        "test_functioning_bm": ("functioning", "non-functioning"),
+        "test_sre_antiresorptive": ("SRE", "no SRE"),
+    },
+    "life_tables": GROUPS,
+}
+
+
+def render_bundle_page(bundle: Mapping[str, Any]) -> str:
+    """Every number of the bundle, in words: what a data-protection officer signs off."""
+    from sinet_bm.report import environment
+
+    env = environment(TEMPLATES)
+
+    def shown(value: Any) -> str:
+        return f"withheld: {value['withheld']}" if isinstance(value, dict) else str(value)
+
+    return env.get_template("bundle.html").render(b=bundle, labels=LABELS, shown=shown)
 
 
 # ---------------------------------------------------------------------------------------

@@ -313,9 +313,15 @@ class CoxFit:
 
 
 def fit_cox(
-    data: pd.DataFrame, covariates: Sequence[str], duration: str, event: str, level: float
+    data: pd.DataFrame,
+    covariates: Sequence[str],
+    duration: str,
+    event: str,
+    level: float,
+    strata: Sequence[str] = (),
 ) -> CoxFit:
-    """Efron-ties Cox model; covariates without variation are left out and said so.
+    """Efron-ties Cox model; covariates without variation are left out and said so. With
+    `strata`, one baseline hazard per stratum (R's `+ strata(centre)`).
 
     A covariate constant among the patients still at risk at the first death is constant in
     every risk set and carries no information (R's coxph reports it as NA): it is left out
@@ -332,6 +338,8 @@ def fit_cox(
         }
     kept = [name for name in covariates if name not in dropped]
     frame = data[[duration, event, *kept]].astype(float)
+    if strata:
+        frame[list(strata)] = data[list(strata)].astype(str).to_numpy()
     if not kept:
         return CoxFit(None, frame, duration, event, dropped, "no covariate with variation")
     if frame[event].sum() == 0:
@@ -345,9 +353,16 @@ def fit_cox(
         with warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("error", ConvergenceWarning)
             fitter.fit(
-                frame, duration_col=duration, event_col=event, batch_mode=True, fit_options=NEWTON
+                frame,
+                duration_col=duration,
+                event_col=event,
+                batch_mode=True,
+                fit_options=NEWTON,
+                strata=list(strata) or None,
             )
-    except (NoConvergence, ConvergenceWarning):
+    except (NoConvergence, ConvergenceWarning) as error:
+        if strata:  # the counting-process fallback has one baseline hazard only
+            return CoxFit(None, frame, duration, event, dropped, f"did not converge ({error})")
         # Full Newton steps from zero can overshoot a maximum far away (and overflow): the
         # counting-process fit halves such steps, and everyone enters at time zero.
         stop = frame[duration].to_numpy(dtype=float)

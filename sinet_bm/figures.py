@@ -66,6 +66,17 @@ FIGURES = {
     "cif_sre": "Sensitivity analyses",
     "schoenfeld": "Overall survival",
 }
+# Several centres: a forest plot of each pooled quantity (consortium.QUANTITIES), and the
+# pooled life table.
+POOLED_FIGURES = (
+    "forest_hr_os_bm_crude",
+    "forest_hr_os_bm_adjusted",
+    "forest_hr_os_bm_timedep",
+    "forest_prop_bm",
+    "forest_prop_sstr_only",
+    "forest_prop_sre",
+    "pooled_life_table",
+)
 
 
 def figure_style() -> None:
@@ -617,3 +628,124 @@ def plot_figures(
     for name in FIGURES:
         fig, data = makers[name]()
         save(fig, data, folder, name)
+
+
+# ---------------------------------------------------------------------------------------
+# several centres
+
+
+def diamond(ax, y: float, centre: float, lower: float, upper: float, color: str) -> None:
+    ax.fill([lower, centre, upper, centre], [y, y + 0.3, y, y - 0.3], color=color, linewidth=0)
+
+
+def meta_forest(
+    inputs: pd.DataFrame, pooled: pd.DataFrame, quantity: str, label: str, level: float
+) -> tuple[Figure, pd.DataFrame]:
+    """Each centre's estimate and CI (square sized by its random-effects weight, else its
+    fixed-effect one), then the fixed- and random-effects diamonds and the prediction
+    interval; centres left out stay listed with the reason."""
+    centres = inputs[inputs["quantity"] == quantity].reset_index(drop=True)
+    by_id = pooled.set_index("estimate")
+    weight = centres["weight_re"].fillna(centres["weight_fe"])
+    rows = [
+        f"{c}  ({w:.0%})" if pd.notna(w) else f"{c}  (left out)"
+        for c, w in zip(centres["centre"], weight, strict=True)
+    ]
+    summary = {"fe": "Fixed effect", "re": "Random effects", "re_pi": "Prediction interval"}
+    labels = rows + list(summary.values())
+    fig, ax = plt.subplots(
+        figsize=(WIDTH_INCHES * 0.8, 0.32 * len(labels) + 1.0), layout="constrained"
+    )
+    ys = np.arange(len(labels))[::-1].astype(float)
+    used = weight.notna().to_numpy()
+    ax.errorbar(
+        centres.loc[used, "value"],
+        ys[: len(rows)][used],
+        xerr=[
+            (centres["value"] - centres["ci_lower"])[used],
+            (centres["ci_upper"] - centres["value"])[used],
+        ],
+        fmt="none",
+        ecolor="black",
+        elinewidth=0.8,
+        capsize=2,
+    )
+    ax.scatter(
+        centres.loc[used, "value"],
+        ys[: len(rows)][used],
+        s=20 + 200 * weight[used].to_numpy(),
+        marker="s",
+        color="black",
+        zorder=3,
+    )
+    drawn = []
+    for offset, (part, name) in enumerate(summary.items()):
+        y = ys[len(rows) + offset]
+        record = by_id.loc[f"{quantity}_{part}"]
+        drawn.append({"row": name, **record[["value", "ci_lower", "ci_upper"]].to_dict()})
+        if pd.isna(record["value"]):
+            continue
+        if part == "re_pi":
+            ax.hlines(y, record["ci_lower"], record["ci_upper"], color=ORANGE, linewidth=2)
+        else:
+            color = BLUE if part == "fe" else VERMILLION
+            diamond(ax, y, record["value"], record["ci_lower"], record["ci_upper"], color)
+    ratio = quantity.startswith("hr_")
+    if ratio:
+        ax.axvline(1, color=GREY, linewidth=0.8, linestyle="--")
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(plt.NullFormatter())
+    else:
+        ax.set_xlim(0, 1)
+        ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:.0%}"))
+    ax.set_yticks(ys, labels)
+    tau2, i2 = by_id.loc[f"{quantity}_tau2", "value"], by_id.loc[f"{quantity}_i2", "value"]
+    q, q_p = by_id.loc[f"{quantity}_q", ["value", "p_value"]]
+    heterogeneity = (
+        f"τ² {tau2:.3g}, I² {i2:.0%}, Q {q:.2f} (p {q_p:.2g})"
+        if pd.notna(tau2)
+        else "heterogeneity not estimable"
+    )
+    ax.set_title(f"{label}\n{heterogeneity}", loc="left")
+    what = "Hazard ratio" if ratio else "Proportion"
+    ax.set_xlabel(ci_label(what, level, "log scale" if ratio else ""), loc="right")
+    data = pd.concat(
+        [centres.assign(row=centres["centre"], weight=weight), pd.DataFrame(drawn)],
+        ignore_index=True,
+    )
+    return fig, data[["row", "value", "ci_lower", "ci_upper", "weight"]]
+
+
+def pooled_life_table(life_table: pd.DataFrame) -> tuple[Figure, pd.DataFrame]:
+    """Pooled actuarial survival by BM: S at the end of each interval, as steps."""
+    fig, ax = plt.subplots(figsize=(WIDTH_INCHES * 0.8, 3.2), layout="constrained")
+    names = {"bm": "BM", "no_bm": "no BM"}
+    for group, part in life_table.groupby("group", sort=False):
+        color, style, _ = GROUPS[names[group]]
+        months = np.concatenate([[0.0], part["end"].to_numpy(float)])
+        survival = np.concatenate([[1.0], part["survival"].to_numpy(float)])
+        ax.step(months, survival, where="post", color=color, linestyle=style, label=names[group])
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("Months since diagnosis")
+    ax.set_ylabel("Overall survival (pooled life table)")
+    ax.legend(frameon=False)
+    return fig, life_table
+
+
+def plot_pooled(
+    inputs: pd.DataFrame,
+    pooled: pd.DataFrame,
+    life_table: pd.DataFrame,
+    labels: Mapping[str, str],
+    level: float,
+    folder: Path,
+) -> None:
+    """The forest plot of every pooled quantity and the pooled life table."""
+    figure_style()
+    folder.mkdir(parents=True, exist_ok=True)
+    for quantity, label in labels.items():
+        fig, data = meta_forest(inputs, pooled, quantity, label, level)
+        save(fig, data, folder, f"forest_{quantity}")
+    fig, data = pooled_life_table(life_table)
+    save(fig, data, folder, "pooled_life_table")

@@ -26,6 +26,9 @@ CATALOGUE = Path(__file__).resolve().parent.parent / "schemas" / "estimates.yaml
 # Files this module reads: steps that use it rerun when one of them changes.
 USES = (
     "sinet_bm/templates/report.html",
+    "sinet_bm/templates/macros.html",
+    "sinet_bm/templates/consortium.html",
+    "sinet_bm/templates/pooled_report.html",
     "sinet_bm/templates/report.css",
     "schemas/estimates.yaml",
 )
@@ -52,6 +55,9 @@ TABLE1_LABELS = {
 # ---------------------------------------------------------------------------------------
 # the catalogue of estimates
 
+
+# The files of the section on several centres (rules/common.smk, consortium_inputs).
+CONSORTIUM_INPUTS = ("pooled", "pooled_inputs", "centres", "left_out", "pooled_figures")
 
 def config_value(config: Mapping[str, Any], dotted: str) -> Any:
     for key in dotted.split("."):
@@ -210,6 +216,7 @@ def render_report(
     config: Mapping[str, Any],
     min_cell_count: int,
     run_date: str,
+    consortium: Mapping[str, Path] | None = None,
 ) -> str:
     frame = read_result(estimates)
     by_id = {row.estimate: row._asdict() for row in frame.itertuples(index=False)}
@@ -237,7 +244,77 @@ def render_report(
         min_cell_count=min_cell_count,
         run_date=run_date,
         css=(TEMPLATES / "report.css").read_text(encoding="utf-8"),
-        svg={name: inline_svg(path) for name, path in figures.items()},
+        svg={name: inline_svg(path) for name, path in figures.items()}
+        | consortium_figures(consortium),
+        consortium=consortium_context(consortium, config, rows_pooled=True),
+    )
+
+
+def consortium_figures(files: Mapping[str, Any] | None) -> dict[str, str]:
+    if not files:
+        return {}
+    return {Path(path).stem: inline_svg(Path(path)) for path in files["pooled_figures"]}
+
+
+def consortium_context(
+    files: Mapping[str, Any] | None, config: Mapping[str, Any], rows_pooled: bool
+) -> dict[str, Any] | None:
+    """What the section on several centres shows, from the pooling's own tables."""
+    if not files:
+        return None
+    from sinet_bm.consortium import QUANTITIES
+
+    stratified = [
+        ("test_os_logrank_stratified", "Log-rank of BM stratified by centre (χ²)"),
+        ("test_functioning_bm_mh", "Functioning by BM, Mantel–Haenszel odds ratio"),
+        ("test_sre_antiresorptive_mh", "SRE by antiresorptive therapy, Mantel–Haenszel OR"),
+    ]
+    if rows_pooled:
+        stratified += [
+            ("hr_os_bm_crude", "HR of BM, crude, all centres' rows as one"),
+            ("hr_os_bm_crude_stratified", "HR of BM, crude, Cox stratified by centre"),
+            ("hr_os_bm_adjusted", "HR of BM, adjusted, all centres' rows as one"),
+            ("hr_os_bm_adjusted_stratified", "HR of BM, adjusted, Cox stratified by centre"),
+        ]
+    return {
+        "rows_pooled": rows_pooled,
+        "centres": read_result(files["centres"]).to_dict("records"),
+        "left_out": read_result(files["left_out"]).to_dict("records"),
+        "quantities": QUANTITIES,
+        "stratified": stratified,
+        "survival_months": config["pooling"]["survival_months"],
+        "life_table_months": config["pooling"]["life_table_months"],
+    }
+
+
+def render_pooled_report(
+    *,
+    estimates: Path,
+    consortium: Mapping[str, Any],
+    provenance: Path,
+    config: Mapping[str, Any],
+    min_cell_count: int,
+    run_date: str,
+) -> str:
+    """A coordinator's report: the pooled rows of the centres' bundles, nothing else."""
+    frame = read_result(estimates)
+    by_id = {row.estimate: row._asdict() for row in frame.itertuples(index=False)}
+    env = environment(TEMPLATES)
+    env.filters["masked"] = lambda value, fmt=fmt_count: (
+        f"< {min_cell_count}" if masked(value, min_cell_count) else fmt(value)
+    )
+    context = consortium_context(consortium, config, rows_pooled=False)
+    return env.get_template("pooled_report.html").render(
+        e=by_id,
+        estimates=frame.to_dict("records"),
+        consortium=context,
+        synthetic=all(r["synthetic"] for r in context["centres"]),
+        provenance=without_timings(json.loads(provenance.read_text())),
+        config=config,
+        level=round(config["analysis"]["confidence_level"] * 100),
+        run_date=run_date,
+        css=(TEMPLATES / "report.css").read_text(encoding="utf-8"),
+        svg=consortium_figures(consortium),
     )
 
 

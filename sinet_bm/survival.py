@@ -62,9 +62,27 @@ def cox_data(stage_iv: pd.DataFrame, keep: Sequence[str] = ()) -> pd.DataFrame:
     return data.drop(columns="grade").reset_index(drop=True)
 
 
-def adjusted_model(stage_iv: pd.DataFrame, level: float) -> CoxFit:
+def adjusted_model(stage_iv: pd.DataFrame, level: float, strata: Sequence[str] = ()) -> CoxFit:
     """OS on BM, age, sex and grade in the stage IV patients with a known grade."""
-    return fit_cox(cox_data(stage_iv), list(ADJUSTED_TERMS.values()), "os_months", "dead", level)
+    terms = list(ADJUSTED_TERMS.values())
+    data = cox_data(stage_iv, strata)
+    return fit_cox(data, terms, "os_months", "dead", level, strata)
+
+
+def stratified_rows(stage_iv: pd.DataFrame, level: float) -> list[Row]:
+    """Section 6, where rows are pooled: the crude and adjusted models with one baseline
+    hazard per centre, so that a centre's own survival does not pass for an effect of BM."""
+    strata = ["centre"]
+    crude = fit_cox(stage_iv, ["bm"], "os_months", "dead", level, strata)
+    rows = term_rows(
+        crude, {"hr_os_bm_crude_stratified": "bm"}, "stage_iv", level,
+        "Cox, BM only, stratified by centre",
+    )
+    adjusted = adjusted_model(stage_iv, level, strata)
+    return rows + term_rows(
+        adjusted, {"hr_os_bm_adjusted_stratified": "bm"}, "stage_iv", level,
+        f"{ADJUSTED}, stratified by centre",
+    )
 
 
 def model_record(fit: CoxFit) -> dict[str, object]:
@@ -122,8 +140,11 @@ class SurvivalResults:
     ph_tests: pd.DataFrame
 
 
-def survival_results(endpoints: pd.DataFrame, level: float) -> SurvivalResults:
-    """Section 3's OS estimates in stage IV, then section 5's subgroups."""
+def survival_results(
+    endpoints: pd.DataFrame, level: float, stratified: bool = False
+) -> SurvivalResults:
+    """Section 3's OS estimates in stage IV, then section 5's subgroups; for the union of
+    several centres also the models stratified by centre."""
     stage_iv = stage_iv_of(endpoints)
     rows = os_by_bm(stage_iv, "stage_iv", "", level)
     crude = fit_cox(stage_iv, ["bm"], "os_months", "dead", level)
@@ -133,6 +154,8 @@ def survival_results(endpoints: pd.DataFrame, level: float) -> SurvivalResults:
     ph_tests = ph_tests_table(adjusted)
     rows.append(ph_test_row(adjusted, ph_tests))
     rows += subgroup_estimates(endpoints, level)
+    if stratified:
+        rows += stratified_rows(stage_iv, level)
     return SurvivalResults(rows, adjusted, ph_tests)
 
 

@@ -195,9 +195,14 @@ def estimate_name(entry: Mapping[str, Any]) -> str:
     """The id, and for an id with a placeholder the rows it stands for under the defaults."""
     name = f"`{entry['id']}`"
     for placeholder, key in (entry.get("each") or {}).items():
+        if isinstance(key, list):
+            name += f" (one row per {placeholder} in {code(key)})"
+            continue
         values = config_default(key)
         ids = [entry["id"].replace("{" + placeholder + "}", f"{value:g}") for value in values]
         name += f" (one row per {placeholder} in `{key}`; by default {code(ids)})"
+    if entry.get("only") == "centres":
+        name += " (only where rows are pooled, `centres:`)"
     return name
 
 

@@ -65,17 +65,40 @@ def config_value(config: Mapping[str, Any], dotted: str) -> Any:
     return config
 
 
+def run_mode(config: Mapping[str, Any]) -> str:
+    """One centre, several centres' rows, or a coordinator's bundles."""
+    if config.get("bundles"):
+        return "bundles"
+    return "centres" if config.get("centres") else "single"
+
+
+# Which runs have a catalogue entry marked `only: ...` (unmarked: every run with rows).
+ONLY = {"pooled": ("centres", "bundles"), "centres": ("centres",), None: ("single", "centres")}
+
+
+def placeholder_values(key: Any, config: Mapping[str, Any]) -> list[str]:
+    """The values an id's {placeholder} takes: a list of names, or a config key's numbers."""
+    if isinstance(key, list):
+        return [str(value) for value in key]
+    return [f"{value:g}" for value in config_value(config, key)]
+
+
 def estimate_catalogue(config: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Every row estimates.csv has under this config, from schemas/estimates.yaml: id,
     section, population and definition, one row per value where an id has {m}."""
     import yaml
 
+    mode = run_mode(config)
     rows = []
     for section in yaml.safe_load(CATALOGUE.read_text())["sections"]:
+        if mode not in ONLY[section.get("only")]:
+            continue
         for entry in section["estimates"]:
+            if "only" in entry and mode not in ONLY[entry["only"]]:
+                continue
             values = [{}]
             for name, key in (entry.get("each") or {}).items():
-                values = [{name: f"{value:g}"} for value in config_value(config, key)]
+                values = [{name: value} for value in placeholder_values(key, config)]
             rows += [
                 {
                     "estimate": entry["id"].format(**value),

@@ -182,8 +182,22 @@ def duplicate_centres(paths):
             raise ValueError(f"{path}: centre {found[0]!r} is listed twice under centres")
 
 
+def check_bundles():
+    """A coordinator's bundles are read before any job runs: a malformed one, one of
+    another version, two of one centre or other definitions stop the run, naming the file."""
+    if not BUNDLES:
+        return
+    from sinet_bm.bundle import BundleError, read_bundles
+
+    try:
+        read_bundles(BUNDLES)
+    except BundleError as error:
+        raise ValueError(str(error)) from None
+
+
 duplicate_centres(workflow.configfiles)
 check_exports(OUT)
+check_bundles()
 
 # Each analysed cohort has a folder of results, its root: the one centre in out_dir; with
 # several centres, each centre in centres/<centre>/ and all of them together in out_dir.

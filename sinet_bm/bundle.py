@@ -219,7 +219,8 @@ def merge_life_table(record: Mapping[str, Any], k: int) -> tuple[dict[str, Any],
         else:
             groups.append([i])
     while len(groups) > 1 and too_few(groups[-1]):
-        groups[-2] += groups.pop()  # the last group folds into the one before
+        last = groups.pop()  # the last group folds into the one before
+        groups[-1] += last
     if not groups or too_few(groups[0]):
         return {}, f"fewer than {k} deaths or censorings however the intervals are merged"
     merged = {

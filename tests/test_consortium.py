@@ -142,9 +142,9 @@ def test_the_page_shows_every_number_of_the_bundle(shared):
 
 def test_the_canonical_dialect_is_ingest_s_default():
     default = ExportFormat()
-    assert bundles.CANONICAL_FORMAT == {
+    assert {
         key: getattr(default, key) for key in bundles.CANONICAL_FORMAT
-    }
+    } == bundles.CANONICAL_FORMAT
 
 
 def test_the_source_names_the_dialect_in_words():
@@ -198,7 +198,7 @@ def test_k5_withholds_every_quantity_built_on_a_count_from_1_to_4(centres, confi
 def test_merged_life_table_intervals_keep_the_counts(centres, config):
     endpoints, summary = centres["kiel"]
     content = make_bundle(endpoints, summary, config, "kiel", fake_estimates(2, 0.4, 80))
-    for group, record in content["life_tables"].items():
+    for record in content["life_tables"].values():
         merged, note = bundles.merge_life_table(record, 5)
         assert merged, note
         assert all(d == 0 or d >= 5 for d in merged["deaths"])
@@ -283,7 +283,7 @@ def test_the_stratified_logrank_sums_the_centres_o_minus_e_and_v(shared, tmp_pat
 
 
 def test_the_pooled_life_table_sums_the_counts(shared, tmp_path, centres):
-    results, rows = pooled(tmp_path, shared)
+    _, rows = pooled(tmp_path, shared)
     union = union_endpoints({c: centres[c][0] for c in centres})
     stage_iv = union[union["eligible"] & union["stage_iv"] & union["bm"]]
     time, dead = stage_iv["os_months"].to_numpy(), stage_iv["dead"].to_numpy(bool)
@@ -328,7 +328,7 @@ def test_a_centre_without_an_estimate_leaves_that_pooling_and_is_named(
 
 def test_a_withheld_table_leaves_the_mantel_haenszel_pooling(centres, shared, config, tmp_path):
     closed = make_bundle(*centres["tiny"], config, "tiny", fake_estimates(2, 0.4, 40), k=5)
-    results, rows = pooled(tmp_path, {"essen": shared["essen"], "tiny": closed})
+    _, rows = pooled(tmp_path, {"essen": shared["essen"], "tiny": closed})
     if "withheld" in closed["tables"]["test_sre_antiresorptive"]:
         assert (
             "left out: tiny (withheld by the centre"

@@ -42,7 +42,7 @@ html = render_report(
     min_cell_count=params.min_cell_count,
     run_date=run_date(os.environ.get("SOURCE_DATE_EPOCH")),
     consortium=(
-        {name: inputs[name] for name in CONSORTIUM_INPUTS} if "pooled" in inputs.keys() else None
+        {name: inputs[name] for name in CONSORTIUM_INPUTS} if hasattr(inputs, "pooled") else None
     ),
 )
 Path(outputs.html).write_text(html, encoding="utf-8")

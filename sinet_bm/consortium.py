@@ -50,6 +50,15 @@ QUANTITIES = {
     "prop_sstr_only": "SSTR-only BM at detection",
     "prop_sre": "skeletal-related event in BM",
 }
+# The same, short, for the report's table.
+SHORT_LABELS = {
+    "hr_os_bm_crude": "HR, crude",
+    "hr_os_bm_adjusted": "HR, adjusted",
+    "hr_os_bm_timedep": "HR, time-dep.",
+    "prop_bm": "BM",
+    "prop_sstr_only": "SSTR-only",
+    "prop_sre": "SRE",
+}
 
 
 # ---------------------------------------------------------------------------------------

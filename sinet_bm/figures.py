@@ -694,8 +694,9 @@ def meta_forest(
     if ratio:
         ax.axvline(1, color=GREY, linewidth=0.8, linestyle="--")
         ax.set_xscale("log")
+        ax.xaxis.set_major_locator(plt.FixedLocator([0.125, 0.25, 0.5, 1, 2, 4, 8, 16, 32]))
         ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}"))
-        ax.xaxis.set_minor_formatter(plt.NullFormatter())
+        ax.xaxis.set_minor_locator(plt.NullLocator())
     else:
         ax.set_xlim(0, 1)
         ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:.0%}"))

@@ -285,7 +285,7 @@ def consortium_context(
     """What the section on several centres shows, from the pooling's own tables."""
     if not files:
         return None
-    from sinet_bm.consortium import QUANTITIES
+    from sinet_bm.consortium import QUANTITIES, SHORT_LABELS
 
     stratified = [
         ("test_os_logrank_stratified", "Log-rank of BM stratified by centre (χ²)"),
@@ -304,6 +304,7 @@ def consortium_context(
         "centres": read_result(files["centres"]).to_dict("records"),
         "left_out": read_result(files["left_out"]).to_dict("records"),
         "quantities": QUANTITIES,
+        "short_labels": SHORT_LABELS,
         "stratified": stratified,
         "survival_months": config["pooling"]["survival_months"],
         "life_table_months": config["pooling"]["life_table_months"],

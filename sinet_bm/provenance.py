@@ -105,8 +105,18 @@ def pipeline_version(folder: str | Path = ".") -> dict[str, Any]:
 
 
 def analysis_config(config: Mapping[str, Any]) -> dict[str, Any]:
-    """The config without the folders: what decides the results."""
-    return {key: value for key, value in config.items() if key not in PLACE_KEYS}
+    """The config without the folders: what decides the results. Of several centres, their
+    names and dialects; of a coordinator's bundles, their file names (each is an input,
+    with its hash)."""
+    analysis = {key: value for key, value in config.items() if key not in PLACE_KEYS}
+    if "centres" in analysis:
+        analysis["centres"] = {
+            name: {key: value for key, value in settings.items() if key != "raw_dir"}
+            for name, settings in analysis["centres"].items()
+        }
+    if "bundles" in analysis:
+        analysis["bundles"] = [Path(path).name for path in analysis["bundles"]]
+    return analysis
 
 
 def config_digest(config: Mapping[str, Any]) -> str:

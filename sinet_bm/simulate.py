@@ -10,6 +10,9 @@ Everything is vectorised so that the same code produces 10^6-patient stress expo
 from __future__ import annotations
 
 import dataclasses
+import io
+import re
+import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -1616,3 +1619,142 @@ def write_exports(tables: Mapping[str, pd.DataFrame], directory: Path) -> None:
     for name, columns in COLUMNS.items():
         _write_csv(tables[name], columns, directory / f"{name}.csv")
     (directory / "SYNTHETIC.txt").write_text(SYNTHETIC_NOTICE, encoding="utf-8")
+
+
+# ---------------------------------------------------------------------------------------
+# exports in a declared dialect, and the example consortium
+
+IGNORED_COLUMN_NOTE = "Größe über Norm"  # a free-text cell, outside ASCII, as clinics write
+XLSX_EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip member can carry
+XLSX_CORE_TIME = "1980-01-01T00:00:00Z"
+
+
+def _inverse_values(mapping: Mapping[str, Any]) -> dict[str, str]:
+    """Contract cell text -> export value, from the config's export value -> contract value
+    (YAML reads `ja: true` as the boolean, which the canonical cell writes as "true")."""
+
+    def cell(value: Any) -> str:
+        return ("true" if value else "false") if isinstance(value, bool) else str(value)
+
+    return {cell(contract_value): export for export, contract_value in mapping.items()}
+
+
+def _dialect_text(column: pd.Series, date_format: str, decimal: str) -> np.ndarray:
+    """A typed column as export cells: dates in date_format, true/false, one decimal with
+    the declared separator, empty = missing; only the distinct values are formatted."""
+    codes, values = pd.factorize(column)
+    if pd.api.types.is_datetime64_any_dtype(values):
+        text = np.asarray(values.strftime(date_format), dtype=object)
+    elif pd.api.types.is_bool_dtype(values):
+        text = np.where(values.to_numpy(dtype=bool), "true", "false")
+    elif pd.api.types.is_float_dtype(values):
+        text = np.strings.replace(_one_decimal(values.to_numpy(dtype=float)), ".", decimal)
+    else:
+        text = values.to_numpy(dtype=str)
+    return np.append(np.asarray(text, dtype=object), "")[codes]
+
+
+def _export_columns(frame: pd.DataFrame, table: str, dialect: Mapping[str, Any]) -> pd.DataFrame:
+    """Contract names to the export's (the inverse of `columns:`), plus every column the
+    dialect says to ignore, filled with free text, as a clinic's extra columns would be."""
+    renamed = {
+        contract_name: export_name
+        for export_name, contract_name in (dialect.get("columns") or {}).get(table, {}).items()
+    }
+    extras = (dialect.get("ignore_columns") or {}).get(table, [])
+    return frame.rename(columns=renamed).assign(**dict.fromkeys(extras, IGNORED_COLUMN_NOTE))
+
+
+def dialect_table(frame: pd.DataFrame, table: str, dialect: Mapping[str, Any]) -> pd.DataFrame:
+    """One contract-typed table as the text cells of an export in the declared dialect
+    (config keys raw_format, columns, values, ignore_columns): ingest's reading undone, so
+    that what the contract says can be declared is also what the examples exercise."""
+    raw_format = dialect.get("raw_format") or {}
+    date_format = raw_format.get("date_format", "%Y-%m-%d")
+    decimal = raw_format.get("decimal", ".")
+    mappings = (dialect.get("values") or {}).get(table, {})
+    cells = {}
+    for name in frame.columns:
+        text = pd.Series(_dialect_text(frame[name], date_format, decimal), copy=False)
+        if name in mappings:
+            text = text.replace(_inverse_values(mappings[name]))
+        cells[name] = text
+    return _export_columns(pd.DataFrame(cells), table, dialect)
+
+
+def _clear_exports(directory: Path) -> None:
+    """Remove earlier exports of the four tables: a table left as .csv beside a new .xlsx
+    would be the contract's duplicate-file error."""
+    for table in COLUMNS:
+        for suffix in (".csv", ".xlsx"):
+            (directory / f"{table}{suffix}").unlink(missing_ok=True)
+
+
+def write_dialect_exports(
+    tables: Mapping[str, pd.DataFrame],
+    directory: Path,
+    dialect: Mapping[str, Any],
+    notice: str = SYNTHETIC_NOTICE,
+) -> None:
+    """The four tables as CSV in a declared dialect (delimiter, decimal, encoding, dates,
+    column names, value spellings, ignored extra columns), as a hospital system exports them;
+    plus SYNTHETIC.txt, as beside every simulated export."""
+    raw_format = dialect.get("raw_format") or {}
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    _clear_exports(directory)
+    for name, columns in COLUMNS.items():
+        dialect_table(tables[name][list(columns)], name, dialect).to_csv(
+            directory / f"{name}.csv",
+            sep=raw_format.get("delimiter", ","),
+            encoding=raw_format.get("encoding", "utf-8"),
+            index=False,
+            lineterminator="\n",
+        )
+    (directory / "SYNTHETIC.txt").write_text(notice, encoding="utf-8")
+
+
+def _fixed_time_zip(data: bytes) -> bytes:
+    """The workbook with every time stamp (zip members, document properties) fixed, so that
+    the same tables give the same bytes: openpyxl stamps the time of saving."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as source, zipfile.ZipFile(out, "w") as target:
+        for member in source.infolist():
+            content = source.read(member)
+            if member.filename == "docProps/core.xml":
+                content = re.sub(
+                    rb"(<dcterms:(?:created|modified)[^>]*>)[^<]*",
+                    rb"\g<1>" + XLSX_CORE_TIME.encode(),
+                    content,
+                )
+            info = zipfile.ZipInfo(member.filename, date_time=XLSX_EPOCH)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            target.writestr(info, content)
+    return out.getvalue()
+
+
+def write_xlsx_exports(
+    tables: Mapping[str, pd.DataFrame],
+    directory: Path,
+    dialect: Mapping[str, Any],
+    notice: str = SYNTHETIC_NOTICE,
+) -> None:
+    """One workbook per table with real date and boolean cells, as spreadsheets export them,
+    on the dialect's sheet (columns renamed and extra columns added as declared); plus
+    SYNTHETIC.txt, as beside every simulated export."""
+    if (dialect.get("values") or {}) or set(dialect.get("raw_format") or {}) - {"sheet"}:
+        raise ValueError(
+            ".xlsx exports are simulated with only raw_format.sheet, columns and "
+            "ignore_columns declared"
+        )
+    sheet = (dialect.get("raw_format") or {}).get("sheet", "Sheet1")
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    _clear_exports(directory)
+    for name, columns in COLUMNS.items():
+        frame = tables[name][list(columns)]
+        cells = _export_columns(frame.astype(object).where(frame.notna(), None), name, dialect)
+        book = io.BytesIO()
+        cells.to_excel(book, index=False, sheet_name=sheet, engine="openpyxl")
+        (directory / f"{name}.xlsx").write_bytes(_fixed_time_zip(book.getvalue()))
+    (directory / "SYNTHETIC.txt").write_text(notice, encoding="utf-8")

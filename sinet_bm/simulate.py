@@ -1758,3 +1758,146 @@ def write_xlsx_exports(
         cells.to_excel(book, index=False, sheet_name=sheet, engine="openpyxl")
         (directory / f"{name}.xlsx").write_bytes(_fixed_time_zip(book.getvalue()))
     (directory / "SYNTHETIC.txt").write_text(notice, encoding="utf-8")
+
+
+CONSORTIUM_SEED = 20251207  # the default seed of the example consortium
+CONSORTIUM_NOTICE = (
+    "SYNTHETIC DATA - NOT PATIENTS. The tables in this folder were simulated by "
+    "sinet_bm.simulate (write_consortium) as one centre of an invented consortium; every row "
+    "is invented and describes no real person, and the centre's name is a label, not a "
+    "hospital's data. The centres differ on purpose in size, share of bone metastases and "
+    "effect of bone metastases on survival, so that the pooled analysis has heterogeneity to "
+    "find. Anything computed from these files describes the simulation, not clinical "
+    "evidence, and must always be labelled synthetic.\n"
+)
+
+
+class ConsortiumCentre(NamedTuple):
+    """One centre of the example consortium: its size, its own share of BM among stage IV
+    and BM hazard ratio of OS (the heterogeneity the pooling is to find), its file type."""
+
+    name: str
+    n_eligible: int
+    bm_share_stage_iv: float
+    bm_hazard_ratio: float
+    file_type: str  # "csv" (in the centre's declared dialect) or "xlsx"
+
+
+# Appending a centre leaves the others' seeds (child k of the consortium seed) unchanged.
+CONSORTIUM: tuple[ConsortiumCentre, ...] = (
+    ConsortiumCentre("essen", 458, 105 / 305, 1.5, "csv"),
+    ConsortiumCentre("leipzig", 250, 0.45, 2.5, "csv"),
+    ConsortiumCentre("dublin", 150, 0.25, 4.0, "xlsx"),
+    ConsortiumCentre("uppsala", 80, 0.45, 6.0, "csv"),
+)
+
+
+# The counts `scaled` derives from n_bm, in the base's proportions among the BM patients.
+BM_COUNTS = (
+    "n_bm",
+    "n_functioning_bm",
+    "n_sstr_only",
+    "n_osteoblastic",
+    "n_osteolytic",
+    "n_mixed",
+    "n_mixed_same_day",
+    "n_antiresorptive",
+    "n_sre_osteoblastic",
+    "n_sre_osteolytic",
+    "n_sre_mixed",
+)
+
+
+def centre_design(centre: ConsortiumCentre, base: SyntheticDesign | None = None) -> SyntheticDesign:
+    """The base design (default: the published study) at the centre's size, with its BM
+    share and BM effect. Stage IV and everything outside BM keep the base's proportions;
+    the BM counts are those of the base scaled to the size at which its BM number is the
+    centre's, so types, SRE and therapy keep their proportions among the BM patients. The
+    effect moves the BM median of OS: two Weibull groups of one shape have the hazard ratio
+    (median ratio) ** shape."""
+    base = base or SyntheticDesign()
+    design = scaled(base, centre.n_eligible)
+    n_bm = round(centre.bm_share_stage_iv * design.n_stage_iv)
+    bm = scaled(base, max(1, round(n_bm * base.n_eligible / base.n_bm)))
+    n_functioning_other = _rescale(
+        base.n_functioning - base.n_functioning_bm,
+        base.n_eligible - base.n_bm,
+        centre.n_eligible - bm.n_bm,
+    )
+    return dataclasses.replace(
+        design,
+        **{name: getattr(bm, name) for name in BM_COUNTS},
+        n_functioning=bm.n_functioning_bm + n_functioning_other,
+        os_median_bm_months=base.os_median_no_bm_months
+        / centre.bm_hazard_ratio ** (1 / base.os_weibull_shape),
+    )
+
+
+def centre_seeds(seed: int, k: int) -> list[int]:
+    """Independent child seeds of the consortium's seed, one per centre, in centre order."""
+    return [int(child.generate_state(1)[0]) for child in np.random.SeedSequence(seed).spawn(k)]
+
+
+def write_centre(
+    tables: Mapping[str, pd.DataFrame],
+    directory: Path,
+    dialect: Mapping[str, Any],
+    file_type: str,
+) -> None:
+    """A centre's folder: its four exports in its dialect and the synthetic marker."""
+    if file_type == "xlsx":
+        write_xlsx_exports(tables, directory, dialect, CONSORTIUM_NOTICE)
+    elif file_type == "csv":
+        write_dialect_exports(tables, directory, dialect, CONSORTIUM_NOTICE)
+    else:
+        raise ValueError(f"unknown file type {file_type!r} (csv or xlsx)")
+
+
+def write_consortium(
+    centres: Mapping[str, Mapping[str, Any]],
+    seed: int = CONSORTIUM_SEED,
+    base: SyntheticDesign | None = None,
+) -> dict[str, SyntheticDesign]:
+    """Simulate the example consortium into the folders a config's `centres:` names, each
+    centre in the dialect declared there (so the config, which the pipeline reads, is also
+    what the exports are written to), and return each centre's design."""
+    names = [centre.name for centre in CONSORTIUM]
+    if sorted(centres) != sorted(names):
+        raise ValueError(f"the config's centres must be exactly {', '.join(names)}")
+    designs = {}
+    for centre, child_seed in zip(CONSORTIUM, centre_seeds(seed, len(CONSORTIUM)), strict=True):
+        design = centre_design(centre, base)
+        entry = centres[centre.name]
+        tables = simulate_cohort(design, seed=child_seed)
+        write_centre(tables, Path(entry["raw_dir"]), entry, centre.file_type)
+        designs[centre.name] = design
+    return designs
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """`python -m sinet_bm.simulate consortium CONFIG [--seed N]`: write the centres that
+    CONFIG (a Snakemake --configfile with `centres:`) lists, into their raw_dir."""
+    import argparse
+
+    import yaml
+
+    parser = argparse.ArgumentParser(
+        prog="python -m sinet_bm.simulate", description="Write synthetic exports."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    consortium = sub.add_parser(
+        "consortium", help="the example consortium's centres, into the raw_dir of each"
+    )
+    consortium.add_argument("config", type=Path, help="config file with a centres: mapping")
+    consortium.add_argument("--seed", type=int, default=CONSORTIUM_SEED)
+    args = parser.parse_args(argv)
+    config = yaml.safe_load(args.config.read_text(encoding="utf-8"))
+    for name, design in write_consortium(config["centres"], args.seed).items():
+        print(
+            f"{name}: {design.n_eligible} eligible, {design.n_stage_iv} stage IV, "
+            f"{design.n_bm} BM -> {config['centres'][name]['raw_dir']}"
+        )
+
+
+if __name__ == "__main__":
+    main()

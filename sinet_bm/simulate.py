@@ -1788,7 +1788,7 @@ CONSORTIUM: tuple[ConsortiumCentre, ...] = (
     ConsortiumCentre("essen", 458, 105 / 305, 1.5, "csv"),
     ConsortiumCentre("leipzig", 250, 0.45, 2.5, "csv"),
     ConsortiumCentre("dublin", 150, 0.25, 4.0, "xlsx"),
-    ConsortiumCentre("uppsala", 80, 0.45, 6.0, "csv"),
+    ConsortiumCentre("uppsala", 80, 0.40, 6.0, "csv"),
 )
 
 

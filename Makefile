@@ -23,7 +23,7 @@ BENCH_CORES ?= 2
 REPORT_DEBS := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core
 TEST_DEBS := $(REPORT_DEBS) chromium poppler-utils r-base-core r-cran-survival r-cran-metafor slurm-wlm munge
 
-.PHONY: run test bench lint format schemas docs slurm clean report-deps test-deps
+.PHONY: run run-multicentre test bench lint format schemas docs slurm clean report-deps test-deps
 
 $(BIN)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -72,6 +72,17 @@ test-deps:
 run: $(BIN)/.installed report-deps
 	$(BIN)/snakemake --cores $(CORES)
 
+# The example consortium: four synthetic centres, each in its own dialect, as
+# resources/multicentre.yaml declares them; simulated again only when the simulator or that
+# config changes, then the whole study on them (results/multicentre/).
+MULTICENTRE_CONFIG := resources/multicentre.yaml
+resources/multicentre/.written: $(BIN)/.installed $(MULTICENTRE_CONFIG) sinet_bm/simulate.py
+	$(BIN)/python -m sinet_bm.simulate consortium $(MULTICENTRE_CONFIG)
+	touch $@
+
+run-multicentre: resources/multicentre/.written report-deps
+	$(BIN)/snakemake --cores $(CORES) --configfile $(MULTICENTRE_CONFIG)
+
 test: $(BIN)/.installed $(SLURM_VENV)/.installed test-deps
 	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
 
@@ -103,4 +114,4 @@ docs: schemas
 	$(BIN)/python -c "from sinet_bm.docs import write_docs; write_docs()"
 
 clean:
-	rm -rf results resources/synthetic .snakemake
+	rm -rf results resources/synthetic resources/multicentre .snakemake

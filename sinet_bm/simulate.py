@@ -10,6 +10,9 @@ Everything is vectorised so that the same code produces 10^6-patient stress expo
 from __future__ import annotations
 
 import dataclasses
+import io
+import re
+import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -1616,3 +1619,285 @@ def write_exports(tables: Mapping[str, pd.DataFrame], directory: Path) -> None:
     for name, columns in COLUMNS.items():
         _write_csv(tables[name], columns, directory / f"{name}.csv")
     (directory / "SYNTHETIC.txt").write_text(SYNTHETIC_NOTICE, encoding="utf-8")
+
+
+# ---------------------------------------------------------------------------------------
+# exports in a declared dialect, and the example consortium
+
+IGNORED_COLUMN_NOTE = "Größe über Norm"  # a free-text cell, outside ASCII, as clinics write
+XLSX_EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip member can carry
+XLSX_CORE_TIME = "1980-01-01T00:00:00Z"
+
+
+def _inverse_values(mapping: Mapping[str, Any]) -> dict[str, str]:
+    """Contract cell text -> export value, from the config's export value -> contract value
+    (YAML reads `ja: true` as the boolean, which the canonical cell writes as "true")."""
+
+    def cell(value: Any) -> str:
+        return ("true" if value else "false") if isinstance(value, bool) else str(value)
+
+    return {cell(contract_value): export for export, contract_value in mapping.items()}
+
+
+def _dialect_text(column: pd.Series, date_format: str, decimal: str) -> np.ndarray:
+    """A typed column as export cells: dates in date_format, true/false, one decimal with
+    the declared separator, empty = missing; only the distinct values are formatted."""
+    codes, values = pd.factorize(column)
+    if pd.api.types.is_datetime64_any_dtype(values):
+        text = np.asarray(values.strftime(date_format), dtype=object)
+    elif pd.api.types.is_bool_dtype(values):
+        text = np.where(values.to_numpy(dtype=bool), "true", "false")
+    elif pd.api.types.is_float_dtype(values):
+        text = np.strings.replace(_one_decimal(values.to_numpy(dtype=float)), ".", decimal)
+    else:
+        text = values.to_numpy(dtype=str)
+    return np.append(np.asarray(text, dtype=object), "")[codes]
+
+
+def _export_columns(frame: pd.DataFrame, table: str, dialect: Mapping[str, Any]) -> pd.DataFrame:
+    """Contract names to the export's (the inverse of `columns:`), plus every column the
+    dialect says to ignore, filled with free text, as a clinic's extra columns would be."""
+    renamed = {
+        contract_name: export_name
+        for export_name, contract_name in (dialect.get("columns") or {}).get(table, {}).items()
+    }
+    extras = (dialect.get("ignore_columns") or {}).get(table, [])
+    return frame.rename(columns=renamed).assign(**dict.fromkeys(extras, IGNORED_COLUMN_NOTE))
+
+
+def dialect_table(frame: pd.DataFrame, table: str, dialect: Mapping[str, Any]) -> pd.DataFrame:
+    """One contract-typed table as the text cells of an export in the declared dialect
+    (config keys raw_format, columns, values, ignore_columns): ingest's reading undone, so
+    that what the contract says can be declared is also what the examples exercise."""
+    raw_format = dialect.get("raw_format") or {}
+    date_format = raw_format.get("date_format", "%Y-%m-%d")
+    decimal = raw_format.get("decimal", ".")
+    mappings = (dialect.get("values") or {}).get(table, {})
+    cells = {}
+    for name in frame.columns:
+        text = pd.Series(_dialect_text(frame[name], date_format, decimal), copy=False)
+        if name in mappings:
+            text = text.replace(_inverse_values(mappings[name]))
+        cells[name] = text
+    return _export_columns(pd.DataFrame(cells), table, dialect)
+
+
+def _clear_exports(directory: Path) -> None:
+    """Remove earlier exports of the four tables: a table left as .csv beside a new .xlsx
+    would be the contract's duplicate-file error."""
+    for table in COLUMNS:
+        for suffix in (".csv", ".xlsx"):
+            (directory / f"{table}{suffix}").unlink(missing_ok=True)
+
+
+def write_dialect_exports(
+    tables: Mapping[str, pd.DataFrame],
+    directory: Path,
+    dialect: Mapping[str, Any],
+    notice: str = SYNTHETIC_NOTICE,
+) -> None:
+    """The four tables as CSV in a declared dialect (delimiter, decimal, encoding, dates,
+    column names, value spellings, ignored extra columns), as a hospital system exports them;
+    plus SYNTHETIC.txt, as beside every simulated export."""
+    raw_format = dialect.get("raw_format") or {}
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    _clear_exports(directory)
+    for name, columns in COLUMNS.items():
+        dialect_table(tables[name][list(columns)], name, dialect).to_csv(
+            directory / f"{name}.csv",
+            sep=raw_format.get("delimiter", ","),
+            encoding=raw_format.get("encoding", "utf-8"),
+            index=False,
+            lineterminator="\n",
+        )
+    (directory / "SYNTHETIC.txt").write_text(notice, encoding="utf-8")
+
+
+def _fixed_time_zip(data: bytes) -> bytes:
+    """The workbook with every time stamp (zip members, document properties) fixed, so that
+    the same tables give the same bytes: openpyxl stamps the time of saving."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as source, zipfile.ZipFile(out, "w") as target:
+        for member in source.infolist():
+            content = source.read(member)
+            if member.filename == "docProps/core.xml":
+                content = re.sub(
+                    rb"(<dcterms:(?:created|modified)[^>]*>)[^<]*",
+                    rb"\g<1>" + XLSX_CORE_TIME.encode(),
+                    content,
+                )
+            info = zipfile.ZipInfo(member.filename, date_time=XLSX_EPOCH)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            target.writestr(info, content)
+    return out.getvalue()
+
+
+def write_xlsx_exports(
+    tables: Mapping[str, pd.DataFrame],
+    directory: Path,
+    dialect: Mapping[str, Any],
+    notice: str = SYNTHETIC_NOTICE,
+) -> None:
+    """One workbook per table with real date and boolean cells, as spreadsheets export them,
+    on the dialect's sheet (columns renamed and extra columns added as declared); plus
+    SYNTHETIC.txt, as beside every simulated export."""
+    if (dialect.get("values") or {}) or set(dialect.get("raw_format") or {}) - {"sheet"}:
+        raise ValueError(
+            ".xlsx exports are simulated with only raw_format.sheet, columns and "
+            "ignore_columns declared"
+        )
+    sheet = (dialect.get("raw_format") or {}).get("sheet", "Sheet1")
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    _clear_exports(directory)
+    for name, columns in COLUMNS.items():
+        frame = tables[name][list(columns)]
+        cells = _export_columns(frame.astype(object).where(frame.notna(), None), name, dialect)
+        book = io.BytesIO()
+        cells.to_excel(book, index=False, sheet_name=sheet, engine="openpyxl")
+        (directory / f"{name}.xlsx").write_bytes(_fixed_time_zip(book.getvalue()))
+    (directory / "SYNTHETIC.txt").write_text(notice, encoding="utf-8")
+
+
+CONSORTIUM_SEED = 20251207  # the default seed of the example consortium
+CONSORTIUM_NOTICE = (
+    "SYNTHETIC DATA - NOT PATIENTS. The tables in this folder were simulated by "
+    "sinet_bm.simulate (write_consortium) as one centre of an invented consortium; every row "
+    "is invented and describes no real person, and the centre's name is a label, not a "
+    "hospital's data. The centres differ on purpose in size, share of bone metastases and "
+    "effect of bone metastases on survival, so that the pooled analysis has heterogeneity to "
+    "find. Anything computed from these files describes the simulation, not clinical "
+    "evidence, and must always be labelled synthetic.\n"
+)
+
+
+class ConsortiumCentre(NamedTuple):
+    """One centre of the example consortium: its size, its own share of BM among stage IV
+    and BM hazard ratio of OS (the heterogeneity the pooling is to find), its file type."""
+
+    name: str
+    n_eligible: int
+    bm_share_stage_iv: float
+    bm_hazard_ratio: float
+    file_type: str  # "csv" (in the centre's declared dialect) or "xlsx"
+
+
+# Appending a centre leaves the others' seeds (child k of the consortium seed) unchanged.
+CONSORTIUM: tuple[ConsortiumCentre, ...] = (
+    ConsortiumCentre("essen", 458, 105 / 305, 1.5, "csv"),
+    ConsortiumCentre("leipzig", 250, 0.45, 2.5, "csv"),
+    ConsortiumCentre("dublin", 150, 0.25, 4.0, "xlsx"),
+    ConsortiumCentre("uppsala", 80, 0.40, 6.0, "csv"),
+)
+
+
+# The counts `scaled` derives from n_bm, in the base's proportions among the BM patients.
+BM_COUNTS = (
+    "n_bm",
+    "n_functioning_bm",
+    "n_sstr_only",
+    "n_osteoblastic",
+    "n_osteolytic",
+    "n_mixed",
+    "n_mixed_same_day",
+    "n_antiresorptive",
+    "n_sre_osteoblastic",
+    "n_sre_osteolytic",
+    "n_sre_mixed",
+)
+
+
+def centre_design(centre: ConsortiumCentre, base: SyntheticDesign | None = None) -> SyntheticDesign:
+    """The base design (default: the published study) at the centre's size, with its BM
+    share and BM effect. Stage IV and everything outside BM keep the base's proportions;
+    the BM counts are those of the base scaled to the size at which its BM number is the
+    centre's, so types, SRE and therapy keep their proportions among the BM patients. The
+    effect moves the BM median of OS: two Weibull groups of one shape have the hazard ratio
+    (median ratio) ** shape."""
+    base = base or SyntheticDesign()
+    design = scaled(base, centre.n_eligible)
+    n_bm = round(centre.bm_share_stage_iv * design.n_stage_iv)
+    bm = scaled(base, max(1, round(n_bm * base.n_eligible / base.n_bm)))
+    n_functioning_other = _rescale(
+        base.n_functioning - base.n_functioning_bm,
+        base.n_eligible - base.n_bm,
+        centre.n_eligible - bm.n_bm,
+    )
+    return dataclasses.replace(
+        design,
+        **{name: getattr(bm, name) for name in BM_COUNTS},
+        n_functioning=bm.n_functioning_bm + n_functioning_other,
+        os_median_bm_months=base.os_median_no_bm_months
+        / centre.bm_hazard_ratio ** (1 / base.os_weibull_shape),
+    )
+
+
+def centre_seeds(seed: int, k: int) -> list[int]:
+    """Independent child seeds of the consortium's seed, one per centre, in centre order."""
+    return [int(child.generate_state(1)[0]) for child in np.random.SeedSequence(seed).spawn(k)]
+
+
+def write_centre(
+    tables: Mapping[str, pd.DataFrame],
+    directory: Path,
+    dialect: Mapping[str, Any],
+    file_type: str,
+) -> None:
+    """A centre's folder: its four exports in its dialect and the synthetic marker."""
+    if file_type == "xlsx":
+        write_xlsx_exports(tables, directory, dialect, CONSORTIUM_NOTICE)
+    elif file_type == "csv":
+        write_dialect_exports(tables, directory, dialect, CONSORTIUM_NOTICE)
+    else:
+        raise ValueError(f"unknown file type {file_type!r} (csv or xlsx)")
+
+
+def write_consortium(
+    centres: Mapping[str, Mapping[str, Any]],
+    seed: int = CONSORTIUM_SEED,
+    base: SyntheticDesign | None = None,
+) -> dict[str, SyntheticDesign]:
+    """Simulate the example consortium into the folders a config's `centres:` names, each
+    centre in the dialect declared there (so the config, which the pipeline reads, is also
+    what the exports are written to), and return each centre's design."""
+    names = [centre.name for centre in CONSORTIUM]
+    if sorted(centres) != sorted(names):
+        raise ValueError(f"the config's centres must be exactly {', '.join(names)}")
+    designs = {}
+    for centre, child_seed in zip(CONSORTIUM, centre_seeds(seed, len(CONSORTIUM)), strict=True):
+        design = centre_design(centre, base)
+        entry = centres[centre.name]
+        tables = simulate_cohort(design, seed=child_seed)
+        write_centre(tables, Path(entry["raw_dir"]), entry, centre.file_type)
+        designs[centre.name] = design
+    return designs
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """`python -m sinet_bm.simulate consortium CONFIG [--seed N]`: write the centres that
+    CONFIG (a Snakemake --configfile with `centres:`) lists, into their raw_dir."""
+    import argparse
+
+    import yaml
+
+    parser = argparse.ArgumentParser(
+        prog="python -m sinet_bm.simulate", description="Write synthetic exports."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    consortium = sub.add_parser(
+        "consortium", help="the example consortium's centres, into the raw_dir of each"
+    )
+    consortium.add_argument("config", type=Path, help="config file with a centres: mapping")
+    consortium.add_argument("--seed", type=int, default=CONSORTIUM_SEED)
+    args = parser.parse_args(argv)
+    config = yaml.safe_load(args.config.read_text(encoding="utf-8"))
+    for name, design in write_consortium(config["centres"], args.seed).items():
+        print(
+            f"{name}: {design.n_eligible} eligible, {design.n_stage_iv} stage IV, "
+            f"{design.n_bm} BM -> {config['centres'][name]['raw_dir']}"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,6 +1,5 @@
 """The same cohort exported as canonical CSV, as a German CSV and as .xlsx gives the same study."""
 
-import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -11,54 +10,18 @@ from conftest import copy_workflow, snakemake
 from sinet_bm import ingest
 from sinet_bm.contract import Definitions
 from sinet_bm.endpoints import derive_endpoints
-from sinet_bm.simulate import SyntheticDesign, scaled, simulate_cohort, write_exports
+from sinet_bm.simulate import (
+    SyntheticDesign,
+    scaled,
+    simulate_cohort,
+    write_dialect_exports,
+    write_exports,
+    write_xlsx_exports,
+)
 
 DATA = Path(__file__).parent / "data"
 REPO = Path(__file__).resolve().parent.parent
 GERMAN = yaml.safe_load((DATA / "german_export.yaml").read_text())
-DATES = {
-    "patients": ["birth_date", "diagnosis_date", "last_followup_date"],
-    "imaging": ["exam_date"],
-    "therapies": ["start_date", "end_date"],
-    "skeletal_events": ["event_date"],
-}
-YES_NO = {"true": "ja", "false": "nein"}
-
-
-def write_german(canonical: Path, target: Path) -> None:
-    """What a German hospital system exports for the same patients."""
-    target.mkdir()
-    for table, dates in DATES.items():
-        frame = pd.read_csv(canonical / f"{table}.csv", dtype=str, keep_default_na=False)
-        for column in dates:
-            iso = pd.to_datetime(frame[column].replace("", None))
-            frame[column] = iso.dt.strftime("%d.%m.%Y").fillna("")
-        if table == "patients":
-            frame["ki67_percent"] = frame["ki67_percent"].str.replace(".", ",")
-            frame["sex"] = frame["sex"].map({"male": "M", "female": "W"})
-            frame["functioning"] = frame["functioning"].map(YES_NO)
-            frame["Bemerkung"] = "Größe über Norm"
-            frame = frame.rename(
-                columns={
-                    "sex": "Geschlecht",
-                    "diagnosis_date": "Diagnosedatum",
-                    "functioning": "Funktionell",
-                }
-            )
-        if table == "imaging":
-            for column in ("bone_sstr_uptake", "bone_morphologic"):
-                frame[column] = frame[column].map(YES_NO).fillna("")
-        frame.to_csv(target / f"{table}.csv", sep=";", index=False, encoding="cp1252")
-    shutil.copy(canonical / "SYNTHETIC.txt", target)
-
-
-def write_xlsx(tables: dict[str, pd.DataFrame], target: Path) -> None:
-    """Real date and boolean cells, one workbook per table, as spreadsheets export them."""
-    target.mkdir()
-    for table, frame in tables.items():
-        cells = frame.astype(object).where(frame.notna(), None)
-        cells.to_excel(target / f"{table}.xlsx", index=False, sheet_name="Export")
-    (target / "SYNTHETIC.txt").write_text("Synthetic data, simulated by sinet_bm.simulate.\n")
 
 
 @pytest.fixture(scope="module")
@@ -66,8 +29,8 @@ def exports(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("dialects")
     tables = simulate_cohort(scaled(SyntheticDesign(), 150), seed=9)
     write_exports(tables, root / "canonical")
-    write_german(root / "canonical", root / "german")
-    write_xlsx(tables, root / "xlsx")
+    write_dialect_exports(tables, root / "german", GERMAN)
+    write_xlsx_exports(tables, root / "xlsx", {"raw_format": {"sheet": "Export"}})
     return {"canonical": root / "canonical", "german": root / "german", "xlsx": root / "xlsx"}
 
 

@@ -48,7 +48,7 @@ QUANTITIES = {
     "hr_os_bm_timedep": "HR of death, BM as time-dependent",
     "prop_bm": "BM in stage IV",
     "prop_sstr_only": "SSTR-only BM at detection",
-    "prop_sre": "skeletal-related event in BM",
+    "prop_sre": "Skeletal-related event in BM",
 }
 # The same, short, for the report's table.
 SHORT_LABELS = {

@@ -30,15 +30,15 @@ fmt = ingest.format_from_config(
 definitions = Definitions.from_config(params.definitions)
 result = ingest.validate_folder(raw_dir, fmt, definitions, strict=params.strict)
 write_issues(result.findings, Path(snakemake.log.issues))
-source = ", ".join(sorted(path.name for path in result.paths.values())) or "no export files"
 # With several centres, the page and the message on screen say which centre's exports.
 centre = f"centre {params.centre}: " if params.centre else ""
 page = render_validation_page(
     sort_findings(result.findings),
     result.checks,
     result.rows,
-    centre + source,
+    ", ".join(sorted(path.name for path in result.paths.values())) or "no export files",
     (raw_dir / ingest.SYNTHETIC_MARKER).is_file(),
+    params.centre,
 )
 Path(snakemake.log.page).write_text(page, encoding="utf-8")
 summary = centre + ingest.terminal_summary(result, snakemake.log.issues, snakemake.log.page)

@@ -209,7 +209,9 @@ def render_validation_page(
     rows: Mapping[str, int],
     source: str,
     synthetic: bool,
+    centre: str = "",
 ) -> str:
+    """The findings page; with several centres its title names the centre."""
     errors = int((findings["severity"] == "error").sum())
     warnings = int((findings["severity"] == "warning").sum())
     catalogue = checks.assign(rows=checks["table"].map(rows).fillna(0).astype(int))
@@ -222,6 +224,7 @@ def render_validation_page(
         lstrip_blocks=True,
     ).get_template("validation.html")
     return page.render(
+        centre=centre,
         errors=errors,
         warnings=warnings,
         groups=findings_groups(findings),

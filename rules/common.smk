@@ -179,12 +179,15 @@ def duplicate_centres(paths):
         document = yaml.load(Path(path).read_text(), Loader=Loader) or {}
         found = [key for key in found if key in (document.get("centres") or {})]
         if found:
-            raise ValueError(f"{path}: centre {found[0]!r} is listed twice under centres")
+            raise ValueError(
+                f"{path}: centre {found[0]!r} is listed twice under centres"
+            )
 
 
 def check_bundles():
     """A coordinator's bundles are read before any job runs: a malformed one, one of
-    another version, two of one centre or other definitions stop the run, naming the file."""
+    another version, two of one centre or other definitions stop the run, naming the file.
+    """
     if not BUNDLES:
         return
     from sinet_bm.bundle import BundleError, read_bundles
@@ -202,7 +205,9 @@ check_bundles()
 # Each analysed cohort has a folder of results, its root: the one centre in out_dir; with
 # several centres, each centre in centres/<centre>/ and all of them together in out_dir.
 # Data roots are those analysed from their own exports.
-DATA_ROOTS = [str(CENTRE_DIR / name) for name in CENTRES] or ([] if BUNDLES else [str(OUT)])
+DATA_ROOTS = [str(CENTRE_DIR / name) for name in CENTRES] or (
+    [] if BUNDLES else [str(OUT)]
+)
 ROOTS = ([str(OUT)] if CENTRES else []) + DATA_ROOTS
 # out_dir's role: the union of the centres' rows; their pooled rows (from bundles, this
 # run's or the centres'); a coordinator's run, which has the pooled rows only.
@@ -299,7 +304,9 @@ def raw_exports(wildcards):
 
 def all_export_files():
     return [
-        path for root in DATA_ROOTS for path in raw_exports(Wildcards(fromdict={"root": root})).values()
+        path
+        for root in DATA_ROOTS
+        for path in raw_exports(Wildcards(fromdict={"root": root})).values()
     ]
 
 
@@ -387,7 +394,8 @@ def estimate_parts(wildcards):
 
 def export_mb():
     """Size of the raw exports (of all centres), the one measure that memory and time scale
-    with. Files not written yet (the synthetic cohort before simulate) count as small."""
+    with. Files not written yet (the synthetic cohort before simulate) count as small.
+    """
     paths = map(Path, all_export_files())
     return sum(path.stat().st_size for path in paths if path.is_file()) / 1e6
 
@@ -515,7 +523,11 @@ def step_inputs(step, wildcards):
     paths = []
     for item in step.input:
         if callable(item) or item.is_callable():
-            function = item if callable(item) else getattr(item._file, "callable", None) or item._file
+            function = (
+                item
+                if callable(item)
+                else getattr(item._file, "callable", None) or item._file
+            )
             found = function(Wildcards(fromdict=wildcards))
             paths += list(found.values()) if isinstance(found, dict) else list(found)
         else:
@@ -525,7 +537,8 @@ def step_inputs(step, wildcards):
 
 def step_params(step, wildcards):
     """The job's params; those computed from the wildcards (a centre's dialect) are
-    evaluated, those computed from the outputs are folders, which the record leaves out."""
+    evaluated, those computed from the outputs are folders, which the record leaves out.
+    """
     values = {}
     for name in step.params._names:
         value = getattr(step.params, name)

@@ -7,8 +7,6 @@
 
 # The centres' rows as one cohort: what validation and derivation give a single centre.
 rule combine_centres:
-    wildcard_constraints:
-        root=alternatives(UNION_ROOTS),
     input:
         endpoints=centre_files("endpoints/patients.parquet"),
         summaries=centre_files("validated/summary.json"),
@@ -20,6 +18,8 @@ rule combine_centres:
         log("combine_centres"),
     benchmark:
         bench("combine_centres")
+    wildcard_constraints:
+        root=alternatives(UNION_ROOTS),
     conda:
         "../envs/endpoints.yaml"
     threads: 1
@@ -35,8 +35,6 @@ rule combine_centres:
 # What may leave the centre, as JSON for pooling and as a page for its data-protection
 # officer.
 rule share_bundle:
-    wildcard_constraints:
-        root=alternatives(DATA_ROOTS),
     input:
         endpoints=rules.derive_endpoints.output.endpoints,
         estimates=rules.collect_estimates.output.estimates,
@@ -49,6 +47,8 @@ rule share_bundle:
         log("share_bundle"),
     benchmark:
         bench("share_bundle")
+    wildcard_constraints:
+        root=alternatives(DATA_ROOTS),
     conda:
         "../envs/estimate.yaml"
     threads: 1
@@ -69,8 +69,6 @@ rule share_bundle:
 
 
 rule pool_centres:
-    wildcard_constraints:
-        root=alternatives(POOLED_ROOTS),
     input:
         bundles=centre_bundles(),
         code=package_code("pool_centres"),
@@ -84,6 +82,8 @@ rule pool_centres:
         log("pool_centres"),
     benchmark:
         bench("pool_centres")
+    wildcard_constraints:
+        root=alternatives(POOLED_ROOTS),
     conda:
         "../envs/estimate.yaml"
     threads: 1
@@ -98,8 +98,6 @@ rule pool_centres:
 
 
 rule plot_pooled:
-    wildcard_constraints:
-        root=alternatives(POOLED_ROOTS),
     input:
         estimates=rules.pool_centres.output.estimates,
         inputs=rules.pool_centres.output.inputs,
@@ -114,6 +112,8 @@ rule plot_pooled:
         log("plot_pooled"),
     benchmark:
         bench("plot_pooled")
+    wildcard_constraints:
+        root=alternatives(POOLED_ROOTS),
     conda:
         "../envs/report.yaml"
     threads: 1
@@ -128,8 +128,6 @@ rule plot_pooled:
 
 # A coordinator's run: the pooled rows are the whole of estimates.csv.
 rule collect_pooled:
-    wildcard_constraints:
-        root=alternatives(COORDINATOR_ROOTS),
     input:
         parts=[rules.pool_centres.output.estimates],
         code=package_code("collect_pooled"),
@@ -137,6 +135,8 @@ rule collect_pooled:
         estimates=at_root("estimates.csv"),
     log:
         log("collect_pooled"),
+    wildcard_constraints:
+        root=alternatives(COORDINATOR_ROOTS),
     conda:
         "../envs/estimate.yaml"
     threads: 1
@@ -148,11 +148,9 @@ rule collect_pooled:
 
 
 rule report_pooled:
-    wildcard_constraints:
-        root=alternatives(COORDINATOR_ROOTS),
     input:
-        estimates=rules.collect_pooled.output.estimates,
         **consortium_inputs(),
+        estimates=rules.collect_pooled.output.estimates,
         audited=analysis_outputs(),
         code=package_code("report_pooled"),
     output:
@@ -163,6 +161,8 @@ rule report_pooled:
         log("report_pooled"),
     benchmark:
         bench("report_pooled")
+    wildcard_constraints:
+        root=alternatives(COORDINATOR_ROOTS),
     conda:
         "../envs/report.yaml"
     threads: 1

@@ -1,6 +1,4 @@
 rule derive_endpoints:
-    wildcard_constraints:
-        root=alternatives(DATA_ROOTS),
     input:
         **{table: rules.validate_exports.output[table] for table in TABLES},
         code=package_code("derive_endpoints"),
@@ -10,6 +8,8 @@ rule derive_endpoints:
         log("derive_endpoints"),
     benchmark:
         bench("derive_endpoints")
+    wildcard_constraints:
+        root=alternatives(DATA_ROOTS),
     conda:
         "../envs/endpoints.yaml"
     threads: 1

@@ -29,6 +29,7 @@ rule plot_figures:
 # (HTML and its PDF) that shows both. On a cluster it runs on the login node.
 rule report:
     input:
+        **consortium_inputs(),
         estimates=rules.collect_estimates.output.estimates,
         table1=rules.estimate_cohort.output.table1,
         flow=rules.estimate_cohort.output.flow,
@@ -39,7 +40,6 @@ rule report:
         endpoints=rules.derive_endpoints.output.endpoints,
         audited=analysis_outputs(),
         published="resources/published.csv",
-        **consortium_inputs(),
         code=package_code("report"),
     output:
         html=report(

@@ -1,6 +1,4 @@
 rule validate_exports:
-    wildcard_constraints:
-        root=alternatives(DATA_ROOTS),
     input:
         unpack(raw_exports),
         code=package_code("validate_exports"),
@@ -17,6 +15,8 @@ rule validate_exports:
         log=log("validate_exports"),
     benchmark:
         bench("validate_exports")
+    wildcard_constraints:
+        root=alternatives(DATA_ROOTS),
     conda:
         "../envs/validate.yaml"
     threads: 1

@@ -290,8 +290,11 @@ class MantelHaenszel:
             )
             half = z * np.sqrt(var_log)
             ci = (float(odds_ratio * np.exp(-half)), float(odds_ratio * np.exp(half)))
+        elif ss > 0:  # as mantelhaen.test: 0, with no interval around it
+            odds_ratio = 0.0
+            reasons.append("odds ratio 0 (Σad/n is 0): no confidence interval")
         else:
-            reasons.append("odds ratio not computable: Σad/n or Σbc/n is 0")
+            reasons.append("odds ratio not computable: Σbc/n is 0")
         return cls(len(n), odds_ratio, ci, statistic, p, "; ".join(reasons))
 
 

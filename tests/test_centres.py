@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 from conftest import REPO, copy_run, copy_workflow, shared_folder, snakemake
+from consortium_r import r_comparison
 
 from sinet_bm.report import estimate_catalogue
 from sinet_bm.simulate import write_consortium
@@ -19,6 +20,9 @@ pytestmark = pytest.mark.slow  # real Snakemake runs
 CONFIG = "resources/multicentre.yaml"
 OUT = "results/multicentre"
 ALONE = "uppsala"  # the smallest centre, in a dialect of its own
+# Fewer replicates than the default (one bootstrap job per cohort): the runs compared here
+# all use the same settings, and the replicates' own code is tested elsewhere.
+QUICK = {"bootstrap": {"replicates": 40, "shards": 1}}
 
 
 def consortium_config() -> dict:
@@ -44,9 +48,10 @@ def consortium(tmp_path_factory):
             for name, settings in consortium_config()["centres"].items()
         }
         write_consortium(centres)
-        result = snakemake(workdir, "--configfile", CONFIG)
+        (workdir / "quick.yaml").write_text(yaml.safe_dump(QUICK))
+        result = snakemake(workdir, "--configfile", CONFIG, "quick.yaml")
         assert result.returncode == 0, result.stderr[-3000:]
-        (workdir / "alone.yaml").write_text(yaml.safe_dump(alone_config(ALONE)))
+        (workdir / "alone.yaml").write_text(yaml.safe_dump(alone_config(ALONE) | QUICK))
         result = snakemake(workdir, "--configfile", "alone.yaml")
         assert result.returncode == 0, result.stderr[-3000:]
         bundles = sorted((workdir / OUT / "centres").glob("*/share/bundle.json"))
@@ -91,7 +96,7 @@ def base() -> dict:
 def test_the_union_and_pooled_rows_are_every_documented_estimate(consortium):
     rows = estimates(consortium / OUT / "estimates.csv")
     assert rows["estimate"].is_unique
-    expected = estimate_catalogue(base() | consortium_config())
+    expected = estimate_catalogue(base() | consortium_config() | QUICK)
     assert set(rows["estimate"]) == {r["estimate"] for r in expected}
     by_id = rows.set_index("estimate")
     counts = sum(
@@ -115,6 +120,16 @@ def test_a_coordinator_pooling_the_bundles_gets_exactly_the_pooled_rows(consorti
     report = (consortium / "results" / "coordinator" / "report" / "report.html").read_text()
     for centre in consortium_config()["centres"]:
         assert f"<td>{centre} (synthetic)</td>" in report
+
+
+def test_the_pooled_and_stratified_rows_equal_r(consortium, tmp_path):
+    """Every pooled row, and the Cox models stratified by centre, recomputed in R (coxph,
+    metafor's rma, predict and escalc, survdiff, mantelhaen.test) on centres whose effects
+    differ (tau2 > 0), to the contract's tolerances."""
+    frame = r_comparison(consortium / OUT, tmp_path)
+    assert set(frame["kind"]) >= {"cox", "fe", "re", "re_pi", "tau2", "i2", "q", "mh"}
+    wrong = frame[frame["agrees"] == False]  # noqa: E712  (None: shown, not compared)
+    assert wrong.empty, "\n" + wrong.to_string()
 
 
 def test_no_bundle_holds_a_patient_id_or_a_patient_date(consortium):
@@ -152,7 +167,7 @@ def test_a_refreshed_centre_reruns_only_its_jobs_and_the_pooled_ones(consortium,
     export = workdir / consortium_config()["centres"]["essen"]["raw_dir"] / "therapies.csv"
     lines = export.read_text().splitlines()
     export.write_text("\n".join(lines[:-1]) + "\n")  # one therapy row fewer
-    result = snakemake(workdir, "--dry-run", "--configfile", CONFIG)
+    result = snakemake(workdir, "--dry-run", "--configfile", CONFIG, "quick.yaml")
     assert result.returncode == 0, result.stderr[-2000:]
     roots = set(re.findall(r"wildcards: root=(\S+?)(?:,|\n)", result.stdout))
     assert roots == {f"{workdir / OUT}", f"{workdir / OUT}/centres/essen"} or roots == {
@@ -170,7 +185,7 @@ def test_an_error_in_one_centre_stops_the_run_naming_it(consortium, tmp_path):
     cells[header.index("sex")] = "unknown"
     lines[3] = ",".join(cells)
     patients.write_text("\n".join(lines) + "\n")
-    result = snakemake(workdir, "--configfile", CONFIG)
+    result = snakemake(workdir, "--configfile", CONFIG, "quick.yaml")
     assert result.returncode != 0
     assert "centre essen: validation: 1 error(s)" in result.stderr + result.stdout
     out = workdir / OUT

@@ -199,6 +199,9 @@ def test_mantel_haenszel_edge_cases() -> None:
     infinite = MantelHaenszel.fit([[[2, 0], [0, 2]]], 0.95)
     assert infinite.odds_ratio is None and infinite.ci is None
     assert infinite.statistic == close(0.75)
+    # no table with a·d > 0: OR 0 as mantelhaen.test gives it, without an interval
+    zero = MantelHaenszel.fit([[[0, 3], [2, 2]], [[0, 1], [4, 1]]], 0.95)
+    assert zero.odds_ratio == 0 and zero.ci is None and "odds ratio 0" in zero.reason
     assert MantelHaenszel.fit([], 0.95).tables == 0
 
 

@@ -22,7 +22,9 @@
 #   test_os_logrank_stratified             value (chi-square), p_value   survdiff(+ strata)
 #   T_mh                                   value, ci_lower, ci_upper, p_value, statistic,
 #                                          degenerate (the number of centres whose table has
-#                                          an empty row or column)   mantelhaen.test
+#                                          an empty row or column), zero_cell (... a cell 0)
+#                                          mantelhaen.test; value as R gives it (0 when every
+#                                          centre's ad is 0), NA where R refuses or gives NaN
 #   surv_os_{bm,no_bm}_<m>                 value: the actuarial life table on [j, j + 1)
 #                                          months from cut(right = FALSE) on the union
 #   plo_correction                         x0_y, x0_v, xm_y, xm_v: escalc("PLO") at x = 0 of
@@ -75,7 +77,9 @@ meta <- function(name, y, v, back) {
   if (length(y) < 2) return()
   re <- rma(y, v, method = "REML", test = "knha", level = 100 * level,
             control = reml_control)
-  pred <- predict(re, level = 95)  # the contract's PI is 95% whatever the level
+  # the contract's PI is the 95% one whatever the level (ours: at the run's level;
+  # the same here, where the level is 0.95)
+  pred <- predict(re, level = 95)
   put(paste0(name, "_re"), list(value = back(re$b[1]), ci_lower = back(re$ci.lb),
                                 ci_upper = back(re$ci.ub), p_value = re$pval))
   put(paste0(name, "_re_pi"), list(value = back(re$b[1]), ci_lower = back(pred$pi.lb),
@@ -117,21 +121,22 @@ for (name in unique(tables$quantity)) {
   # column-major: x[1, 1, ] = a, x[2, 1, ] = c, x[1, 2, ] = b, x[2, 2, ] = d
   x <- array(t(as.matrix(rows[, c("a", "c", "b", "d")])), dim = c(2, 2, nrow(rows)))
   degenerate <- sum(apply(x, 3, function(t) any(rowSums(t) == 0) || any(colSums(t) == 0)))
+  zero_cell <- sum(apply(x, 3, function(t) any(t == 0)))
   test <- tryCatch(mantelhaen.test(x, correct = TRUE, conf.level = rows$level[1]),
                    error = function(e) NULL)
   if (is.null(test)) {
     put(paste0(name, "_mh"), list(value = NA, ci_lower = NA, ci_upper = NA, p_value = NA,
-                                  statistic = NA, degenerate = degenerate))
+                                  statistic = NA, degenerate = degenerate,
+                                  zero_cell = zero_cell))
     next
   }
-  fin <- function(x) if (is.finite(x)) x else NA_real_  # R's 0, Inf, NaN of no OR: NA
-  estimate <- na(test$estimate)
-  ci <- if (is.finite(estimate) && estimate > 0) test$conf.int else c(NA, NA)
+  # R's estimate as it gives it (0 where every Σad/n is 0, Inf where every Σbc/n is 0);
+  # its CI then NaN, recorded NA
+  fin <- function(x) if (is.finite(x)) x else NA_real_
   put(paste0(name, "_mh"),
-      list(value = if (is.finite(estimate) && estimate > 0) estimate else NA_real_,
-           r_estimate_raw = estimate, ci_lower = fin(ci[1]), ci_upper = fin(ci[2]),
-           p_value = na(test$p.value), statistic = na(test$statistic),
-           degenerate = degenerate))
+      list(value = na(test$estimate), ci_lower = fin(test$conf.int[1]),
+           ci_upper = fin(test$conf.int[2]), p_value = na(test$p.value),
+           statistic = na(test$statistic), degenerate = degenerate, zero_cell = zero_cell))
 }
 
 # --- the actuarial life table, from the union's rows ------------------------------------

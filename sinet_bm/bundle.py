@@ -32,7 +32,11 @@ VERSION = 1
 SCHEMA = Path(__file__).resolve().parent.parent / "schemas" / "bundle.schema.json"
 TEMPLATES = Path(__file__).parent / "templates"
 # Files this module reads: steps that use it rerun when one of them changes.
-USES = ("schemas/bundle.schema.json", "sinet_bm/templates/bundle.html")
+USES = (
+    "schemas/bundle.schema.json",
+    "sinet_bm/templates/bundle.html",
+    "sinet_bm/templates/page.css",
+)
 # The estimates whose pooling the bundle feeds: hazard ratios (with their Wald intervals)
 # and proportions (as counts x of m).
 HAZARD_RATIOS = ("hr_os_bm_crude", "hr_os_bm_adjusted", "hr_os_bm_timedep")

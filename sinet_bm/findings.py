@@ -22,7 +22,7 @@ FINDING_COLUMNS = ["severity", "file", "line", "column", "check", "value", "mess
 FIRST_DATA_LINE = 2  # line 1 is the header
 TEMPLATES = Path(__file__).parent / "templates"
 # Files this module reads: steps that use it rerun when one of them changes.
-USES = ("sinet_bm/templates/validation.html",)
+USES = ("sinet_bm/templates/validation.html", "sinet_bm/templates/page.css")
 
 
 def findings_frame(

@@ -59,6 +59,7 @@ TABLE1_LABELS = {
 # The files of the section on several centres (rules/common.smk, consortium_inputs).
 CONSORTIUM_INPUTS = ("pooled", "pooled_inputs", "centres", "left_out", "pooled_figures")
 
+
 def config_value(config: Mapping[str, Any], dotted: str) -> Any:
     for key in dotted.split("."):
         config = config[key]

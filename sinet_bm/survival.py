@@ -75,12 +75,18 @@ def stratified_rows(stage_iv: pd.DataFrame, level: float) -> list[Row]:
     strata = ["centre"]
     crude = fit_cox(stage_iv, ["bm"], "os_months", "dead", level, strata)
     rows = term_rows(
-        crude, {"hr_os_bm_crude_stratified": "bm"}, "stage_iv", level,
+        crude,
+        {"hr_os_bm_crude_stratified": "bm"},
+        "stage_iv",
+        level,
         "Cox, BM only, stratified by centre",
     )
     adjusted = adjusted_model(stage_iv, level, strata)
     return rows + term_rows(
-        adjusted, {"hr_os_bm_adjusted_stratified": "bm"}, "stage_iv", level,
+        adjusted,
+        {"hr_os_bm_adjusted_stratified": "bm"},
+        "stage_iv",
+        level,
         f"{ADJUSTED}, stratified by centre",
     )
 

@@ -1,4 +1,4 @@
-"""The pooled rows of a finished multi-centre run against R (DATA_CONTRACT.md section 6).
+"""The pooled rows of a finished multi-centre run against R (docs/estimates.md, section 6).
 
 `r_comparison(run_folder, tmp)` writes what R needs from the run folder as CSV (R has no
 parquet reader here): the union's stage IV patients (for the Cox models stratified by centre,

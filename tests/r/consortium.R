@@ -1,5 +1,5 @@
 # R's values for tests/test_consortium_against_r.py: a second opinion on the pooled rows of a
-# finished multi-centre run (DATA_CONTRACT.md section 6), from R alone.
+# finished multi-centre run (docs/estimates.md, section 6), from R alone.
 #
 # Usage: Rscript consortium.R folder
 # Reads from folder (floats as C99 hex literals, which R reads bit for bit; flags 0/1):

@@ -34,7 +34,9 @@ def source_tree(path):
 
 
 def module_path(name):
-    return PACKAGE / f"{name}.py"
+    """As text, like the scripts' paths: source_tree caches on the path, parsing each file
+    once."""
+    return f"{PACKAGE}/{name}.py"
 
 
 def package_constant(part, name):
@@ -48,10 +50,21 @@ def package_constant(part, name):
     return None
 
 
+def statements(body):
+    """Every statement of a block, nested ones included. Imports are statements, so these
+    are all that need looking at: walking every expression too (ast.walk) cost each
+    Snakemake start a tenth of a second."""
+    for node in body:
+        yield node
+        for field in ("body", "orelse", "finalbody", "handlers", "cases"):
+            yield from statements(getattr(node, field, ()))
+
+
+@cache
 def package_imports(path):
     """Modules of the package that a source file imports, anywhere in the file."""
     found = set()
-    for node in ast.walk(source_tree(path)):
+    for node in statements(source_tree(path).body):
         if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             if node.module == PACKAGE.name:
                 found |= {alias.name for alias in node.names}
@@ -63,7 +76,7 @@ def package_imports(path):
                 for alias in node.names
                 if alias.name.startswith(f"{PACKAGE.name}.")
             }
-    return found
+    return frozenset(found)
 
 
 @cache
@@ -71,12 +84,12 @@ def package_code(script):
     """Every package module a script runs (its imports, followed through the package) and
     the files those modules read (their `USES`): as inputs, so that editing any of them
     reruns the steps that run it, and only those."""
-    seen, todo = set(), package_imports(f"scripts/{script}.py")
+    seen, todo = set(), set(package_imports(f"scripts/{script}.py"))
     while todo:
         part = todo.pop()
         seen.add(part)
         todo |= package_imports(module_path(part)) - seen
-    files = [str(module_path(part)) for part in ["__init__", *sorted(seen)]]
+    files = [module_path(part) for part in ["__init__", *sorted(seen)]]
     uses = {path for part in seen for path in package_constant(part, "USES") or ()}
     return files + sorted(uses)
 

@@ -309,6 +309,16 @@ def export_mb():
     return sum(path.stat().st_size for path in paths if path.is_file()) / 1e6
 
 
+def arrow_threads(wildcards):
+    """Threads of a step whose work is mostly Arrow's (reading the exports' CSV, reading and
+    writing parquet): Snakemake gives a job OMP_NUM_THREADS=threads, and Arrow's pool takes
+    that many threads. On 2 cores two threads make validation and derivation of 10^6
+    patients 1 s faster each, and nothing else can run then (everything else needs their
+    output, except the bias check); on a small export one thread is as fast, and the other
+    core is left to the bias check."""
+    return 2 if export_mb() >= 20 else 1
+
+
 def memory(base_mb, per_export_mb=0.0):
     return lambda wildcards: math.ceil(base_mb + per_export_mb * export_mb())
 

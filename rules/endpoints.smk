@@ -10,7 +10,7 @@ rule derive_endpoints:
         bench("derive_endpoints")
     conda:
         "../envs/endpoints.yaml"
-    threads: 1
+    threads: arrow_threads
     resources:
         mem_mb=memory(300, 5.0),
         runtime=minutes(),

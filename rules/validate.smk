@@ -17,7 +17,7 @@ rule validate_exports:
         bench("validate_exports")
     conda:
         "../envs/validate.yaml"
-    threads: 1
+    threads: arrow_threads
     resources:
         mem_mb=memory(300, 5.5),
         runtime=minutes(),

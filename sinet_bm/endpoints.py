@@ -277,7 +277,8 @@ def endpoint_table(tables: Mapping[str, pd.DataFrame], definitions: Definitions)
     """One row per patient, the TEXT_MISSING columns as categoricals: the endpoints file is
     written from these codes rather than from a million Python strings per column."""
     codes, size = patient_codes(tables)
-    patients = tables["patients"].reset_index(drop=True)
+    # A new index without copying the columns (reset_index would copy and consolidate them).
+    patients = tables["patients"].set_axis(pd.RangeIndex(len(tables["patients"])), copy=False)
     imaging = tables["imaging"]
     out: dict[str, pd.Series | np.ndarray] = {
         "patient_id": as_text(patients["patient_id"]),

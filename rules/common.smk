@@ -1,9 +1,13 @@
 import ast
+import contextlib
+import hashlib
 import inspect
+import json
 import math
 import os
 import re
 import shutil
+import tempfile
 from functools import cache
 from pathlib import Path
 
@@ -28,32 +32,30 @@ NOT_AUDITED = {"all", "report", "audit_crate", "simulate"}
 # ---------------------------------------------------------------------------------------
 # Facts read from the package's source without importing it (importing pandas would cost
 # every Snakemake start half a second): constants, and which modules a script runs.
+# Parsing the files costs a start another tenth of a second, so what is read from each file
+# is kept in Snakemake's folder under the hash of the file's text, and a file is parsed
+# again only when its text has changed.
 
-
-@cache
-def source_tree(path):
-    return ast.parse(Path(path).read_text(), filename=str(path))
+SOURCE_FACTS = Path(".snakemake/sinet_bm/source_facts.json")
 
 
 def module_path(name):
-    return PACKAGE / f"{name}.py"
+    return f"{PACKAGE}/{name}.py"
 
 
-def package_constant(part, name):
-    """A literal constant of a package module (contract.TABLES, figures.FIGURES, ...)."""
-    for node in source_tree(module_path(part)).body:
-        targets = node.targets if isinstance(node, ast.Assign) else []
-        if any(
-            isinstance(target, ast.Name) and target.id == name for target in targets
-        ):
-            return ast.literal_eval(node.value)
-    return None
+def statements(body):
+    """Every statement of a block, nested ones included. Imports are statements, so these
+    are all that need looking at (ast.walk would visit every expression too)."""
+    for node in body:
+        yield node
+        for field in ("body", "orelse", "finalbody", "handlers", "cases"):
+            yield from statements(getattr(node, field, ()))
 
 
-def package_imports(path):
-    """Modules of the package that a source file imports, anywhere in the file."""
+def imports_of(tree):
+    """Modules of the package that a module imports, anywhere in it."""
     found = set()
-    for node in ast.walk(source_tree(path)):
+    for node in statements(tree.body):
         if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             if node.module == PACKAGE.name:
                 found |= {alias.name for alias in node.names}
@@ -65,7 +67,93 @@ def package_imports(path):
                 for alias in node.names
                 if alias.name.startswith(f"{PACKAGE.name}.")
             }
-    return found
+    return sorted(found)
+
+
+def literal_or_none(node):
+    """The text of a literal value (for ast.literal_eval), None for anything else."""
+    try:
+        return repr(ast.literal_eval(node))
+    except (ValueError, TypeError):
+        return None
+
+
+def constants_of(tree):
+    """The module's top-level assignments to a name: name -> literal text or None (the
+    first assignment, as Python would have it before the module reassigns it)."""
+    assigned = [
+        (target.id, node.value)
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        for target in node.targets
+        if isinstance(target, ast.Name)
+    ]
+    return {name: literal_or_none(value) for name, value in reversed(assigned)}
+
+
+# Bumped whenever what source_facts keeps changes, so that older records are not read.
+SOURCE_FACTS_VERSION = 1
+
+
+@cache
+def kept_facts():
+    """path -> facts, as the previous start left them (nothing if unreadable)."""
+    try:
+        kept = json.loads(SOURCE_FACTS.read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(kept, dict) or kept.get("version") != SOURCE_FACTS_VERSION:
+        return {}
+    return kept["files"]
+
+
+def keep_facts(files):
+    """Written whole and then renamed, so that a concurrent start never reads half a file."""
+    SOURCE_FACTS.parent.mkdir(parents=True, exist_ok=True)
+    handle, partial = tempfile.mkstemp(dir=SOURCE_FACTS.parent, suffix=".partial")
+    with os.fdopen(handle, "w") as stream:
+        json.dump(
+            {"version": SOURCE_FACTS_VERSION, "files": files}, stream, sort_keys=True
+        )
+    os.replace(partial, SOURCE_FACTS)
+
+
+@cache
+def source_facts(path):
+    """A source file's package imports and top-level constants, parsed only if the file's
+    text is not the one they were last read from."""
+    text = Path(path).read_text()
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    kept = kept_facts().get(path)
+    if isinstance(kept, dict) and kept.get("sha256") == digest:
+        return kept
+    tree = ast.parse(text, filename=path)
+    facts = {
+        "sha256": digest,
+        "imports": imports_of(tree),
+        "constants": constants_of(tree),
+    }
+    kept_facts()[path] = facts
+    with contextlib.suppress(OSError):  # a read-only folder: parsed at every start
+        keep_facts(kept_facts())
+    return facts
+
+
+def package_constant(part, name):
+    """A literal constant of a package module (contract.TABLES, figures.FIGURES, ...)."""
+    path = module_path(part)
+    constants = source_facts(path)["constants"]
+    if name not in constants:
+        return None
+    if constants[name] is None:
+        raise ValueError(
+            f"{path}: {name} is not a literal, which the workflow must read"
+        )
+    return ast.literal_eval(constants[name])
+
+
+def package_imports(path):
+    return set(source_facts(path)["imports"])
 
 
 @cache
@@ -78,7 +166,7 @@ def package_code(script):
         part = todo.pop()
         seen.add(part)
         todo |= package_imports(module_path(part)) - seen
-    files = [str(module_path(part)) for part in ["__init__", *sorted(seen)]]
+    files = [module_path(part) for part in ["__init__", *sorted(seen)]]
     uses = {path for part in seen for path in package_constant(part, "USES") or ()}
     return files + sorted(uses)
 
@@ -398,6 +486,16 @@ def export_mb():
     """
     paths = map(Path, all_export_files())
     return sum(path.stat().st_size for path in paths if path.is_file()) / 1e6
+
+
+def arrow_threads(wildcards):
+    """Threads of a step whose work is mostly Arrow's (reading the exports' CSV, reading and
+    writing parquet): Snakemake gives a job OMP_NUM_THREADS=threads, and Arrow's pool takes
+    that many threads. On 2 cores two threads make validation and derivation of 10^6
+    patients 1 s faster each, and nothing else can run then (everything else needs their
+    output, except the bias check); on a small export one thread is as fast, and the other
+    core is left to the bias check."""
+    return 2 if export_mb() >= 20 else 1
 
 
 def memory(base_mb, per_export_mb=0.0):

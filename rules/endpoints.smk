@@ -12,7 +12,7 @@ rule derive_endpoints:
         root=alternatives(DATA_ROOTS),
     conda:
         "../envs/endpoints.yaml"
-    threads: 1
+    threads: arrow_threads
     resources:
         mem_mb=memory(300, 5.0),
         runtime=minutes(),

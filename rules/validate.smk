@@ -19,7 +19,7 @@ rule validate_exports:
         root=alternatives(DATA_ROOTS),
     conda:
         "../envs/validate.yaml"
-    threads: 1
+    threads: arrow_threads
     resources:
         mem_mb=memory(300, 5.5),
         runtime=minutes(),

@@ -6,7 +6,7 @@ import sys
 import pyarrow
 
 from sinet_bm.contract import TABLES, Definitions
-from sinet_bm.endpoints import derive_endpoints, read_tables
+from sinet_bm.endpoints import endpoint_table, read_tables, write_endpoints
 
 # Arrow's jemalloc pool reuses freed memory: at 10^6 patients fresh pages (zeroed by the
 # kernel) cost more than a step's own work. Not every platform's pyarrow has it.
@@ -16,6 +16,5 @@ with contextlib.suppress(NotImplementedError):
 sys.stderr = open(snakemake.log[0], "w")
 
 tables = read_tables({table: snakemake.input[table] for table in TABLES})
-endpoints = derive_endpoints(tables, Definitions.from_config(snakemake.params.definitions))
-# No column statistics: nothing filters on them, and they cost a tenth of the writing.
-endpoints.to_parquet(snakemake.output.endpoints, index=False, write_statistics=False)
+endpoints = endpoint_table(tables, Definitions.from_config(snakemake.params.definitions))
+write_endpoints(endpoints, snakemake.output.endpoints)

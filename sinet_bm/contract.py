@@ -90,18 +90,19 @@ class Definitions:
         )
 
 
+def grade_conditions(ki67: pd.Series, definitions: Definitions) -> list[pd.Series]:
+    """WHO 2019 grade from Ki-67, one condition per grade: below the G1 cut-off → G1, up to
+    the G2 maximum → G2, above → G3 (missing Ki-67 meets none)."""
+    return [
+        ki67 < definitions.ki67_g1_below,
+        ki67 <= definitions.ki67_g2_max,
+        ki67 > definitions.ki67_g2_max,
+    ]
+
+
 def derive_grade(ki67: pd.Series, definitions: Definitions) -> pd.Series:
-    """WHO 2019 grade from Ki-67: below the G1 cut-off → G1, up to the G2 maximum → G2,
-    above → G3; missing Ki-67 gives no grade."""
-    grade = select_text(
-        [
-            ki67 < definitions.ki67_g1_below,
-            ki67 <= definitions.ki67_g2_max,
-            ki67 > definitions.ki67_g2_max,
-        ],
-        categories("patients", "grade"),
-        None,
-    )
+    """The grade Ki-67 gives (see grade_conditions); missing Ki-67 gives no grade."""
+    grade = select_text(grade_conditions(ki67, definitions), categories("patients", "grade"), None)
     return pd.Series(grade, index=ki67.index)
 
 
@@ -110,6 +111,12 @@ def select_text(conditions: list, choices: Sequence[str], default: str | None) -
     strings (a numpy string array would be converted to them row by row)."""
     which = np.select(conditions, list(range(len(choices))), default=len(choices))
     return np.array([*choices, default], dtype=object)[which]
+
+
+def select_category(conditions: list, choices: Sequence[str], default: str) -> pd.Categorical:
+    """`select_text` as a categorical: a code per row, no string per row."""
+    which = np.select(conditions, list(range(len(choices))), default=len(choices))
+    return pd.Categorical.from_codes(which, categories=[*choices, default])
 
 
 def earliest(codes: np.ndarray, dates: np.ndarray, size: int) -> np.ndarray:

@@ -11,22 +11,30 @@ counted from whole calendar days.
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cache
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from sinet_bm.contract import (
     Definitions,
-    derive_grade,
+    categories,
     earliest,
     first_positive_dates,
+    grade_conditions,
     latest,
     positive_exam,
-    select_text,
+    select_category,
 )
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 def days(later: pd.Series, earlier: pd.Series) -> pd.Series:
@@ -41,7 +49,7 @@ def eligibility(patients: pd.DataFrame, definitions: Definitions) -> pd.DataFram
     return pd.DataFrame(
         {
             "age_years": age_years,
-            "exclusion_reason": select_text(excluded, ["study_period", "age"], ""),
+            "exclusion_reason": select_category(excluded, ["study_period", "age"], ""),
             "eligible": ~np.logical_or.reduce(excluded),
         },
         index=patients.index,
@@ -50,10 +58,14 @@ def eligibility(patients: pd.DataFrame, definitions: Definitions) -> pd.DataFram
 
 def tumour_grade(patients: pd.DataFrame, definitions: Definitions) -> pd.DataFrame:
     """The given grade wins; Ki-67 fills in only where the grade is missing."""
-    derived = derive_grade(patients["ki67_percent"], definitions)
-    given = patients["grade"].astype(object)
-    grade = given.where(given.notna(), derived)
-    source = select_text([given.notna(), derived.notna()], ["given", "ki67"], "missing")
+    grades = categories("patients", "grade")
+    given = pd.Categorical(patients["grade"], categories=grades).codes
+    derived = np.select(
+        grade_conditions(patients["ki67_percent"], definitions), range(len(grades)), -1
+    )
+    has_given = given >= 0
+    grade = pd.Categorical.from_codes(np.where(has_given, given, derived), categories=grades)
+    source = select_category([has_given, derived >= 0], ["given", "ki67"], "missing")
     return pd.DataFrame({"grade": grade, "grade_source": source}, index=patients.index)
 
 
@@ -125,6 +137,7 @@ def bone_findings(
     until = first.where(visible, pd.Series(latest(codes, exam_date, size)))
     lesion = pd.Categorical(imaging["lesion_type"])
     types = bm_type(exams, lesion.codes[morphologic], lesion.categories, first.to_numpy())
+    types[~positive.to_numpy()] = -1
     return pd.DataFrame(
         {
             "bm_date": bm,
@@ -134,7 +147,7 @@ def bone_findings(
                 sstr_only
             ),
             "morphologic_visible": visible.astype("boolean").where(sstr_only),
-            "bm_type": pd.Series(types).where(positive),
+            "bm_type": pd.Categorical.from_codes(types, dtype=bm_types()),
         }
     )
 
@@ -152,12 +165,18 @@ def flag(values: pd.Series) -> np.ndarray:
     return values.to_numpy(dtype=bool, na_value=False)
 
 
+@cache
+def bm_types() -> pd.CategoricalDtype:
+    """The BM types: the lesion types (`mixed` among them) and `unknown`."""
+    return pd.CategoricalDtype([*categories("imaging", "lesion_type"), "unknown"])
+
+
 def bm_type(
     morphologic: Exams, lesion: np.ndarray, categories: pd.Index, first: np.ndarray
 ) -> np.ndarray:
-    """Lesion type (codes of `categories`, -1: none) at each patient's first morphologic
-    exam; different types on that date (or none) make `mixed`, a patient without
-    morphologic exam `unknown`."""
+    """Codes of bm_types(): the lesion type (codes of `categories`, -1: none) at each
+    patient's first morphologic exam; different types on that date (or none) make `mixed`,
+    a patient without morphologic exam `unknown`."""
     size = len(first)
     on_first = morphologic.dates == first[morphologic.codes]
     kept = on_first & (lesion >= 0)
@@ -165,10 +184,11 @@ def bm_type(
     highest = np.full(size, -1)
     np.minimum.at(lowest, morphologic.codes[kept], lesion[kept])
     np.maximum.at(highest, morphologic.codes[kept], lesion[kept])
-    types = np.append(np.asarray(categories, dtype=object), "mixed")
+    known = bm_types().categories
+    types = known.get_indexer([*categories, "mixed"])
     single = np.where(lowest == highest, lowest, len(categories))
     found = count(morphologic.codes, on_first, size) > 0
-    return np.where(found, types[single], "unknown").astype(object)
+    return np.where(found, types[single], known.get_loc("unknown"))
 
 
 def skeletal_events(events: pd.DataFrame, codes: np.ndarray, bm_date: np.ndarray) -> pd.DataFrame:
@@ -214,18 +234,59 @@ def as_text(values: pd.Series) -> pd.Series:
     return pd.Series(texts[values.cat.codes.to_numpy()], index=values.index)
 
 
+def as_text_category(values: pd.Series) -> pd.Series:
+    """`as_text` as a categorical of those texts: a code per row, no string per row."""
+    if not isinstance(values.dtype, pd.CategoricalDtype):
+        return values.astype(str).astype("category")
+    texts = pd.Index(np.append(values.cat.categories.astype(str).to_numpy(dtype=object), "nan"))
+    distinct = texts.unique()
+    codes = distinct.get_indexer(texts)[values.cat.codes.to_numpy()]
+    return pd.Series(pd.Categorical.from_codes(codes, categories=distinct), index=values.index)
+
+
+# The text columns derived as categoricals, and what stands for a missing value when they
+# are given as Python strings: None for a grade neither given nor derived, NaN for the BM
+# type of a patient without BM (sex, site and stage write a missing value as "nan").
+TEXT_MISSING = {
+    "exclusion_reason": None,
+    "sex": None,
+    "primary_site": None,
+    "uicc_stage": None,
+    "grade": None,
+    "grade_source": None,
+    "bm_type": np.nan,
+}
+
+
+def as_strings(values: pd.Series, missing: object) -> pd.Series:
+    """A categorical's values as Python strings, one object per category."""
+    texts = np.append(values.cat.categories.to_numpy(dtype=object), missing)
+    return pd.Series(texts[values.cat.codes.to_numpy()], index=values.index)
+
+
 def derive_endpoints(tables: Mapping[str, pd.DataFrame], definitions: Definitions) -> pd.DataFrame:
+    """One row per patient, text as Python strings (as analyses in memory use it)."""
+    endpoints = endpoint_table(tables, definitions)
+    texts = {name: as_strings(endpoints[name], missing) for name, missing in TEXT_MISSING.items()}
+    return pd.DataFrame(
+        {name: texts.get(name, endpoints[name]) for name in endpoints.columns}, copy=False
+    )
+
+
+def endpoint_table(tables: Mapping[str, pd.DataFrame], definitions: Definitions) -> pd.DataFrame:
+    """One row per patient, the TEXT_MISSING columns as categoricals: the endpoints file is
+    written from these codes rather than from a million Python strings per column."""
     codes, size = patient_codes(tables)
-    patients = tables["patients"].reset_index(drop=True)
+    # A new index without copying the columns (reset_index would copy and consolidate them).
+    patients = tables["patients"].set_axis(pd.RangeIndex(len(tables["patients"])), copy=False)
     imaging = tables["imaging"]
-    sex, stage = as_text(patients["sex"]), as_text(patients["uicc_stage"])
     out: dict[str, pd.Series | np.ndarray] = {
         "patient_id": as_text(patients["patient_id"]),
-        "sex": sex,
+        "sex": as_text_category(patients["sex"]),
         "male": (patients["sex"] == "male").to_numpy(),
         "diagnosis_date": patients["diagnosis_date"],
-        "primary_site": as_text(patients["primary_site"]),
-        "uicc_stage": stage,
+        "primary_site": as_text_category(patients["primary_site"]),
+        "uicc_stage": as_text_category(patients["uicc_stage"]),
         "stage_iv": (patients["uicc_stage"] == "IV").to_numpy(),
         "ki67_percent": patients["ki67_percent"],
         "functioning": patients["functioning"].astype(bool),
@@ -257,6 +318,67 @@ def derive_endpoints(tables: Mapping[str, pd.DataFrame], definitions: Definition
     out["bm_months"] = days(out["bm_date"], out["diagnosis_date"]) / definitions.days_per_month
     out["population_bm"] = out["eligible"] & out["stage_iv"] & out["bm"]
     return pd.DataFrame({name: out[name] for name in ENDPOINT_COLUMNS}, copy=False)
+
+
+def first_seen(values: pd.Series) -> pa.DictionaryArray:
+    """A categorical as arrow dictionary of the categories it uses, in the order of their
+    first row: the dictionary that parquet would build from the same values as strings."""
+    import pyarrow as arrow
+
+    codes = values.cat.codes.to_numpy()
+    present = codes >= 0
+    order, used = pd.factorize(codes[present])
+    indices = np.full(len(codes), -1, dtype=np.int32)
+    indices[present] = order
+    dictionary = arrow.array(values.cat.categories.to_numpy(dtype=object)[used], arrow.string())
+    return arrow.DictionaryArray.from_arrays(arrow.array(indices, mask=~present), dictionary)
+
+
+def write_endpoints(endpoints: pd.DataFrame, path: str) -> None:
+    """The endpoint table as parquet, its categoricals as text: the same file as if they
+    were Python strings (the file's schema says string, so readers see no difference),
+    written from their codes, which costs a fraction. No column statistics: nothing filters
+    on them, and they cost a tenth of the writing."""
+    import pyarrow as arrow
+    import pyarrow.parquet as pq
+
+    names = list(endpoints.columns)
+    text = [name for name in names if isinstance(endpoints[name].dtype, pd.CategoricalDtype)]
+    table = arrow.Table.from_pandas(endpoints.drop(columns=text), preserve_index=False)
+    columns = {name: table.column(name) for name in table.column_names}
+    columns |= {name: first_seen(endpoints[name]) for name in text}
+    pandas = json.loads(table.schema.metadata[b"pandas"])
+    described = {column["name"]: column for column in pandas["columns"]}
+    pandas["columns"] = [
+        described.get(name)
+        or {
+            "name": name,
+            "field_name": name,
+            "pandas_type": "unicode",
+            "numpy_type": "object",
+            "metadata": None,
+        }
+        for name in names
+    ]
+    written = arrow.table([columns[name] for name in names], names=names)
+    as_strings = arrow.schema(
+        [
+            field.with_type(arrow.string()) if field.name in text else field
+            for field in written.schema
+        ],
+        metadata={b"pandas": json.dumps(pandas).encode()},
+    )
+    with pq.ParquetWriter(
+        path, written.schema, write_statistics=False, store_schema=False
+    ) as writer:
+        writer.write_table(written)
+        # What store_schema would record for the same columns as strings.
+        writer.add_key_value_metadata(
+            {
+                b"ARROW:schema": base64.b64encode(as_strings.serialize().to_pybytes()),
+                **as_strings.metadata,
+            }
+        )
 
 
 ENDPOINT_COLUMNS = [

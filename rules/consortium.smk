@@ -37,7 +37,12 @@ rule combine_centres:
 rule share_bundle:
     input:
         endpoints=rules.derive_endpoints.output.endpoints,
-        estimates=rules.collect_estimates.output.estimates,
+        # the parts, not estimates.csv: the bootstrap and the bias check are not shared
+        estimates=[
+            rules.estimate_cohort.output.estimates,
+            rules.estimate_survival.output.estimates,
+            rules.estimate_sensitivity.output.estimates,
+        ],
         summary=rules.validate_exports.output.summary,
         code=package_code("share_bundle"),
     output:

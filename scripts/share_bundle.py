@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sinet_bm.bundle import build_bundle, export_source, render_bundle_page, withhold, write_bundle
 from sinet_bm.provenance import pipeline_version
-from sinet_bm.results import read_endpoints, read_result
+from sinet_bm.results import read_endpoints, read_estimates
 
 sys.stderr = open(snakemake.log[0], "w")
 
@@ -30,7 +30,7 @@ bundle = build_bundle(
             "antiresorptive",
         ],
     ),
-    read_result(inputs.estimates),
+    read_estimates(inputs.estimates),
     summary,
     centre=params.centre or "unnamed",
     source=export_source(files, params.raw_format, params.columns, params.values),

@@ -29,6 +29,7 @@ DATA_STEPS = {
     "plot_figures",
     "report",
     "audit_crate",
+    "share_bundle",
 }
 REPORTING = {"report", "audit_crate"}
 SHARDS = {"bootstrap_shard": 2, "bias_check_shard": 1}
@@ -151,7 +152,7 @@ def modules_run_by(script: Path, workdir: Path) -> set[str]:
 
 def modules_reading(path: Path, workdir: Path) -> set[str]:
     """Modules whose code names the file: a template or the estimates catalogue by its file
-    name, a table's schema through the schemas folder."""
+    name or its path, a table's schema through the schemas folder."""
     table_schema = path.parent.name == "schemas" and path.name != "estimates.yaml"
     wanted = "schemas" if table_schema else path.name
     readers = set()
@@ -161,8 +162,8 @@ def modules_reading(path: Path, workdir: Path) -> set[str]:
             for node in ast.walk(ast.parse(module.read_text()))
             if isinstance(node, ast.Constant) and isinstance(node.value, str)
         }
-        if wanted in constants:
-            readers.add(module.stem)
+        if wanted in constants or any(c.endswith(f"/{wanted}") for c in constants):
+            readers.add(module.stem)  # by name, or by path in USES (included templates)
     return readers
 
 
@@ -257,7 +258,11 @@ def test_a_script_change_reruns_its_rule_and_what_depends_on_it(study):
 @pytest.mark.parametrize(
     ("override", "steps", "told"),
     [
-        ("privacy: {min_cell_count: 3}", REPORTING, {"report"}),
+        (
+            "privacy: {min_cell_count: 3}",
+            {*REPORTING, "share_bundle"},
+            {"report", "share_bundle"},
+        ),
         (
             "bootstrap: {replicates: 150}",
             {"bootstrap_shard", "collect_estimates", "plot_figures", *REPORTING},

@@ -33,7 +33,7 @@ rule combine_centres:
 
 
 # What may leave the centre, as JSON for pooling and as a page for its data-protection
-# officer.
+# officer. Nothing of one centre's study waits for it: it runs when a core is free.
 rule share_bundle:
     input:
         endpoints=rules.derive_endpoints.output.endpoints,
@@ -54,6 +54,7 @@ rule share_bundle:
         bench("share_bundle")
     wildcard_constraints:
         root=alternatives(DATA_ROOTS),
+    priority: -1
     conda:
         "../envs/estimate.yaml"
     threads: 1

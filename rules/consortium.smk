@@ -54,7 +54,6 @@ rule share_bundle:
         bench("share_bundle")
     wildcard_constraints:
         root=alternatives(DATA_ROOTS),
-    priority: -1
     conda:
         "../envs/estimate.yaml"
     threads: 1

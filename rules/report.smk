@@ -1,7 +1,10 @@
+# Drawn from the estimate parts that estimates.csv gathers unchanged (no figure shows a
+# bootstrap row), so that the figures need not wait for the resamples. The estimates and
+# figures go first (priority 1): the report waits for them, the resamples fill free cores.
 rule plot_figures:
     input:
         endpoints=rules.derive_endpoints.output.endpoints,
-        estimates=rules.collect_estimates.output.estimates,
+        estimates=estimate_parts,
         flow=rules.estimate_cohort.output.flow,
         model=rules.estimate_survival.output.model,
         code=package_code("plot_figures"),
@@ -12,6 +15,7 @@ rule plot_figures:
         log("plot_figures"),
     benchmark:
         bench("plot_figures")
+    priority: 1
     conda:
         "../envs/report.yaml"
     threads: 1

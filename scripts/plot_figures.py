@@ -7,13 +7,13 @@ from pathlib import Path
 import pandas as pd
 
 from sinet_bm.figures import COLUMNS, plot_figures
-from sinet_bm.results import read_endpoints
+from sinet_bm.results import read_endpoints, read_estimates
 
 sys.stderr = open(snakemake.log[0], "w")
 
 plot_figures(
     endpoints=read_endpoints(snakemake.input.endpoints, COLUMNS),
-    estimates=pd.read_csv(snakemake.input.estimates, float_precision="round_trip"),
+    estimates=read_estimates(snakemake.input.estimates),
     flow=pd.read_csv(snakemake.input.flow),
     model=json.loads(Path(snakemake.input.model).read_text()),
     level=snakemake.params.confidence_level,

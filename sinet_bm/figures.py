@@ -2,8 +2,8 @@
 
 Colours are the Okabe-Ito palette (safe for colour-blind readers) and every contrast is
 doubled by a line style or hatch, so that a greyscale print still tells groups apart.
-Bar and forest plots are drawn from estimates.csv, so a figure can never disagree with the
-table beside it.
+Bar and forest plots are drawn from the estimate rows that estimates.csv gathers, so a
+figure can never disagree with the table beside it.
 """
 
 from __future__ import annotations

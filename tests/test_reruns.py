@@ -246,7 +246,7 @@ def test_a_package_change_reruns_exactly_the_steps_that_run_it(study):
 def test_a_script_change_reruns_its_rule_and_what_depends_on_it(study):
     with (study.workdir / "scripts" / "bias_check_shard.py").open("a") as handle:
         handle.write("\n# edited\n")
-    steps = {"bias_check_shard", "collect_estimates", "plot_figures", *REPORTING}
+    steps = {"bias_check_shard", "collect_estimates", *REPORTING}
     jobs, pending = study.planned()
     assert jobs == expected(*steps)
     assert pending == steps
@@ -265,12 +265,12 @@ def test_a_script_change_reruns_its_rule_and_what_depends_on_it(study):
         ),
         (
             "bootstrap: {replicates: 150}",
-            {"bootstrap_shard", "collect_estimates", "plot_figures", *REPORTING},
+            {"bootstrap_shard", "collect_estimates", *REPORTING},
             {"bootstrap_shard", "collect_estimates", "report"},
         ),
         (
             "sensitivity: {bias_check: {replicates: 6}}",
-            {"bias_check_shard", "collect_estimates", "plot_figures", *REPORTING},
+            {"bias_check_shard", "collect_estimates", *REPORTING},
             {"bias_check_shard", "report"},
         ),
     ],

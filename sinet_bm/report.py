@@ -8,6 +8,7 @@ template.
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 from collections.abc import Mapping
@@ -220,9 +221,11 @@ def run_date(source_date_epoch: str | None) -> str:
     return datetime.now(tz=UTC).date().isoformat()
 
 
-def inline_svg(path: Path) -> str:
-    svg = path.read_text(encoding="utf-8")
-    return svg[svg.index("<svg") :]
+def svg_source(path: Path) -> str:
+    """The figure as a data URI: still vector in the page and the PDF, and kept out of the
+    page's own DOM, whose thousands of SVG nodes the PDF renderer would otherwise style one
+    by one with the page's stylesheet (0.7 s of a 3.3 s PDF)."""
+    return "data:image/svg+xml;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
 
 def render_report(
@@ -268,7 +271,7 @@ def render_report(
         min_cell_count=min_cell_count,
         run_date=run_date,
         css=(TEMPLATES / "report.css").read_text(encoding="utf-8"),
-        svg={name: inline_svg(path) for name, path in figures.items()}
+        svg={name: svg_source(path) for name, path in figures.items()}
         | consortium_figures(consortium),
         consortium=consortium_context(consortium, config, rows_pooled=True),
     )
@@ -277,7 +280,7 @@ def render_report(
 def consortium_figures(files: Mapping[str, Any] | None) -> dict[str, str]:
     if not files:
         return {}
-    return {Path(path).stem: inline_svg(Path(path)) for path in files["pooled_figures"]}
+    return {Path(path).stem: svg_source(Path(path)) for path in files["pooled_figures"]}
 
 
 def consortium_context(

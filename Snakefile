@@ -42,7 +42,9 @@ onstart:
 
 onsuccess:
     file_refresh_snapshot()
+    cancel_rescheduling()
 
 
 onerror:
     remove_stale_results()
+    cancel_rescheduling()

@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 from functools import cache
 from pathlib import Path
 
@@ -706,6 +707,16 @@ def file_refresh_snapshot():
     if BUNDLES:  # a coordinator has no export to compare with the next
         return
     file_snapshot(out("refresh/snapshot.json"), out("refresh/history"))
+
+
+def cancel_rescheduling():
+    """Snakemake's scheduler starts a one-second threading.Timer after every round of job
+    selection (its --max-jobs-per-timespan check), and Python waits for the last one before
+    it exits: up to a second of every run. Once the run has ended nothing listens to them.
+    """
+    for thread in threading.enumerate():
+        if isinstance(thread, threading.Timer):
+            thread.cancel()
 
 
 def remove_stale_results():

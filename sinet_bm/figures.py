@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.artist import Artist
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from sinet_bm.endpoints import populations
@@ -147,6 +148,25 @@ def visible_steps(steps: pd.DataFrame, tolerance: float = BAND_TOLERANCE) -> np.
     return keep
 
 
+def step_band(
+    ax: Axes, curve: pd.DataFrame, value: str, band: tuple[str, str], color: str, **line: Any
+) -> None:
+    """A step curve over months with its pointwise band, the band thinned by visible_steps
+    (a band of every step of a large cohort would be thousands of SVG nodes)."""
+    lower, upper = band
+    ax.step(curve["months"], curve[value], where="post", color=color, **line)
+    steps = curve[visible_steps(curve[[lower, upper]])]
+    ax.fill_between(
+        steps["months"],
+        steps[lower],
+        steps[upper],
+        step="post",
+        color=color,
+        alpha=0.15,
+        linewidth=0,
+    )
+
+
 def at_risk(curve: pd.DataFrame, times: np.ndarray) -> list[int]:
     """Patients still followed at each time (the risk set of the first time ≥ t)."""
     months = curve["months"].to_numpy()
@@ -170,24 +190,7 @@ def draw_os_by_bm(ax, risk, data: pd.DataFrame, horizon: float, title: str, step
     ticks = np.arange(0, horizon + 1, step)
     for label, curve in data.groupby("group", sort=False):
         color, style, _ = GROUPS[label]
-        ax.step(
-            curve["months"],
-            curve["survival"],
-            where="post",
-            color=color,
-            linestyle=style,
-            label=label,
-        )
-        band = curve[visible_steps(curve[["lower", "upper"]])]
-        ax.fill_between(
-            band["months"],
-            band["lower"],
-            band["upper"],
-            step="post",
-            color=color,
-            alpha=0.15,
-            linewidth=0,
-        )
+        step_band(ax, curve, "survival", ("lower", "upper"), color, linestyle=style, label=label)
         censored = curve[curve["censored"] > 0]
         ax.plot(
             censored["months"],
@@ -277,17 +280,7 @@ def morphologic_visibility(endpoints: pd.DataFrame, level: float) -> tuple[Figur
     )
     fig, ax = plt.subplots(figsize=(WIDTH_INCHES * 0.62, 2.8), layout="constrained")
     if len(data):
-        ax.step(data["months"], data["visible_share"], where="post", color=BLUE)
-        band = data[visible_steps(data[["lower_share", "upper_share"]])]
-        ax.fill_between(
-            band["months"],
-            band["lower_share"],
-            band["upper_share"],
-            step="post",
-            color=BLUE,
-            alpha=0.15,
-            linewidth=0,
-        )
+        step_band(ax, data, "visible_share", ("lower_share", "upper_share"), BLUE)
         ax.axhline(0.5, color=GREY, linewidth=0.6, linestyle=":")
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("Months since BM were first seen on SSTR imaging")

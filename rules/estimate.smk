@@ -10,7 +10,7 @@ rule estimate_cohort:
         log("estimate_cohort"),
     benchmark:
         bench("estimate_cohort")
-    priority: 1
+    priority: 2
     conda:
         "../envs/estimate.yaml"
     threads: 1
@@ -35,7 +35,7 @@ rule estimate_survival:
         log("estimate_survival"),
     benchmark:
         bench("estimate_survival")
-    priority: 1
+    priority: 2
     conda:
         "../envs/estimate.yaml"
     threads: 1
@@ -60,7 +60,7 @@ rule estimate_sensitivity:
         log("estimate_sensitivity"),
     benchmark:
         bench("estimate_sensitivity")
-    priority: 1
+    priority: 2
     conda:
         "../envs/estimate.yaml"
     threads: 1

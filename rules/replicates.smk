@@ -13,6 +13,7 @@ rule bootstrap_shard:
         log("bootstrap_shard_{shard}"),
     benchmark:
         bench("bootstrap_shard_{shard}")
+    priority: 1
     conda:
         "../envs/estimate.yaml"
     threads: 1

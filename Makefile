@@ -9,10 +9,11 @@ BIN := $(VENV)/bin
 SLURM_VENV := .venv-slurm
 SLURM_PLUGINS := ^snakemake-executor-plugin-slurm
 CORES ?= all
-# Test files run on three workers on 2 cores: most tests are Snakemake runs that leave a core
-# idle between jobs (and the SLURM tests wait for the scheduler). Measured on 2 cores: 6 min
-# 9 s of tests with two workers, 4 min 58 s with three.
-TEST_WORKERS ?= 3
+# Test files run on four workers on 2 cores: most tests are Snakemake runs that leave a core
+# idle between jobs (and the SLURM tests wait for the scheduler). Measured on 2 cores, from a
+# fresh clone on 2026-12-07: 5 min 39 s of tests with three workers, 5 min 12 s with four
+# (earlier: 6 min 9 s with two).
+TEST_WORKERS ?= 4
 # make bench: patients per synthetic export, the simulator's seed, cores for the workflow.
 BENCH_SIZES ?= 1000 10000 100000 1000000
 BENCH_SEED ?= 1

@@ -101,6 +101,23 @@ def exclusive(lock: Path):
         yield
 
 
+# The test files with the longest chains of Snakemake runs, longest first. pytest-xdist
+# (--dist loadfile) hands out whole files in collection order, so a long file collected
+# late would keep one worker busy after the others have finished.
+LONGEST_FIRST = (
+    "test_reruns.py",
+    "test_centres.py",
+    "test_slurm.py",
+    "test_interrupted.py",
+    "test_dialects.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: position for position, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable within a file
+
+
 def shared_folder(tmp_path_factory, name: str, build: Callable[[Path], None]) -> Path:
     """A folder built once for the whole session, by the first test worker that needs it."""
     root = tmp_path_factory.getbasetemp()

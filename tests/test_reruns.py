@@ -3,16 +3,19 @@ planned jobs (--dry-run --summary, --list-changes) and executed jobs are the exa
 change calls for, and the refresh changelog the report shows."""
 
 import ast
+import copy
 import json
 import modulefinder
 import os
+import queue
 import re
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import copy_workflow, snakemake
+from conftest import copy_run, copy_workflow, snakemake
 
 from sinet_bm.simulate import SyntheticDesign, scaled, simulate_cohort, write_exports
 
@@ -97,6 +100,13 @@ class Study:
         section = dry.stdout.split("Reasons:", 1)[1].split("\n\n", 1)[0]
         found = re.findall(r"^ {4}(\S[^\n]*):\n {8}([^\n]+)$", section, flags=re.MULTILINE)
         return {why: set(rules.split(", ")) for why, rules in found}
+
+    def copy(self, target: Path) -> "Study":
+        """The same study in another folder, its results and Snakemake's records included."""
+        twin = copy.copy(self)
+        twin.workdir = copy_run(self.workdir, target)
+        twin.extra = twin.workdir / self.extra.name
+        return twin
 
     def json(self, name: str) -> dict:
         return json.loads((self.workdir / "out" / name).read_text())
@@ -208,14 +218,29 @@ def edited_files(workdir: Path) -> list[Path]:
     )
 
 
-def test_a_package_change_reruns_exactly_the_steps_that_run_it(study):
+def rules_planned_after_editing(study: Study, relative: Path) -> set[str]:
+    """The rules a dry run plans with a comment appended to one file, put back after."""
+    path = study.workdir / relative
+    original, stat = path.read_bytes(), path.stat()
+    try:
+        path.write_bytes(original + COMMENT[path.suffix].encode())
+        dry = study.run("--dry-run")
+        assert dry.returncode == 0, dry.stderr[-3000:]
+        return set(job_counts(dry.stdout)) if "Job stats" in dry.stdout else set()
+    finally:
+        path.write_bytes(original)
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+def test_a_package_change_reruns_exactly_the_steps_that_run_it(study, tmp_path):
     """Appending a comment to each module, template and schema in turn plans exactly the
-    rules whose scripts reach it (modulefinder) and the rules downstream of them."""
+    rules whose scripts reach it (modulefinder) and the rules downstream of them. The dry
+    runs go two at a time, in the study's folder and in a copy of it."""
     workdir = study.workdir
     graph = rule_graph(workdir)
     scripts = rule_scripts(workdir)
     reach = {rule: modules_run_by(script, workdir) for rule, script in scripts.items()}
-    table = []
+    expected_rules = {}
     for path in edited_files(workdir):
         if path.name == "__init__.py":  # runs with every module of the package
             users = {rule for rule, modules in reach.items() if modules}
@@ -227,20 +252,23 @@ def test_a_package_change_reruns_exactly_the_steps_that_run_it(study):
             users = {rule for rule, modules in reach.items() if modules & readers}
         users &= {"validate_exports", *DATA_STEPS, "bias_check_shard"}  # no simulate: raw_dir
         # the audit crate copies every file of the workflow: any edit rebuilds it
-        expected_rules = downstream(graph, users) | {"audit_crate"}
-        original, stat = path.read_bytes(), path.stat()
+        expected_rules[path.relative_to(workdir)] = downstream(graph, users) | {"audit_crate"}
+    folders = queue.SimpleQueue()
+    for folder in (study, study.copy(tmp_path / "twin")):
+        folders.put(folder)
+
+    def planned(relative: Path) -> set[str]:
+        folder = folders.get()
         try:
-            path.write_bytes(original + COMMENT[path.suffix].encode())
-            dry = study.run("--dry-run")
-            assert dry.returncode == 0, dry.stderr[-3000:]
-            jobs = job_counts(dry.stdout) if "Job stats" in dry.stdout else {}
+            return rules_planned_after_editing(folder, relative)
         finally:
-            path.write_bytes(original)
-            os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-        table.append((path.relative_to(workdir), sorted(jobs)))
-        assert set(jobs) == expected_rules, path.name
+            folders.put(folder)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        planned_rules = dict(zip(expected_rules, pool.map(planned, expected_rules), strict=True))
+    print("\n".join(f"{path}: {', '.join(sorted(rules))}" for path, rules in planned_rules.items()))
+    assert planned_rules == expected_rules
     assert study.planned() == ({}, set()), "every file back: nothing to do"
-    print("\n".join(f"{path}: {', '.join(rules)}" for path, rules in table))
 
 
 def test_a_script_change_reruns_its_rule_and_what_depends_on_it(study):

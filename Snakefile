@@ -18,6 +18,13 @@ include: "rules/report.smk"
 include: "rules/consortium.smk"
 
 
+# Priorities (`priority:` in the rules): the estimates and figures first (2), then the
+# bootstrap shards (1), then the rest (0): the bias check, which reads no data and so can
+# start at once unless validation needs both cores, and share_bundle, which nothing of the
+# study waits for. Snakemake's ILP scheduler weighs a negative priority as a loss, so none
+# is below 0.
+
+
 # Steps too small to be worth a cluster job (a second or two at 10^6 patients): on SLURM
 # they run in the main Snakemake process.
 localrules:

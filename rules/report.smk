@@ -1,9 +1,5 @@
 # Drawn from the estimate parts that estimates.csv gathers unchanged (no figure shows a
-# bootstrap row), so that the figures need not wait for the resamples. Priorities: the
-# estimates and figures first (2), then the bootstrap shards (1), then the rest (0): the
-# bias check, which reads no data and so can start at once unless validation needs both
-# cores, and share_bundle, which nothing of the study waits for. Snakemake's ILP scheduler
-# weighs a negative priority as a loss, so none is below 0.
+# bootstrap row), so that the figures need not wait for the resamples.
 rule plot_figures:
     input:
         endpoints=rules.derive_endpoints.output.endpoints,
